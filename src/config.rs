@@ -1,0 +1,545 @@
+//! WildBot's configuration: one flat TOML table whose keys are the rule names of the seed
+//! strategy (see `config/wildbot.toml` for every key with its default and meaning).
+//!
+//! Loading is strict: an unknown key, a value of the wrong type, or a value that would make
+//! the bot do something stupid (a zero order size, offsets that cannot pay the fees, a depth
+//! Kraken does not offer) is an error that names the key and says why. Money values
+//! (`order_qty`, `max_position`, `starting_capital`, ...) are exact decimals; they may be
+//! written as TOML numbers or strings and are never rounded through binary floating point.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::core::book::KRAKEN_DEPTHS;
+use crate::core::money::{Decimal, NumError};
+
+/// A decimal config value kept as its exact text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecimalValue {
+    text: String,
+    value: Decimal,
+}
+
+impl DecimalValue {
+    /// Parses decimal text.
+    ///
+    /// # Errors
+    /// The text is not a number.
+    pub fn parse(text: &str) -> Result<DecimalValue, NumError> {
+        let value = Decimal::parse_str(text.trim())?;
+        Ok(DecimalValue {
+            text: text.trim().to_string(),
+            value,
+        })
+    }
+
+    /// The exact decimal.
+    #[must_use]
+    pub fn decimal(&self) -> Decimal {
+        self.value
+    }
+
+    /// The text as written (or as the shortest exact form of a TOML float).
+    #[must_use]
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    fn is_zero(&self) -> bool {
+        self.value.mantissa == 0
+    }
+}
+
+impl fmt::Display for DecimalValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for DecimalValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = DecimalValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a decimal number (e.g. 0.001 or \"0.001\")")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<DecimalValue, E> {
+                DecimalValue::parse(s)
+                    .map_err(|e| E::custom(format!("`{s}` is not a decimal number ({e})")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<DecimalValue, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<DecimalValue, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<DecimalValue, E> {
+                if !v.is_finite() {
+                    return Err(E::custom("not a finite number"));
+                }
+                // Rust prints the shortest text that reads back as the same f64, never with an
+                // exponent: for any decimal a person types (0.001, 10000.5) that is the text itself.
+                self.visit_str(&format!("{v}"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for DecimalValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+fn dec(s: &str) -> DecimalValue {
+    DecimalValue::parse(s).expect("default decimal literals are valid")
+}
+
+/// Every setting, with the seed strategy's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[allow(missing_docs)] // each key is documented in config/wildbot.toml and README.md
+pub struct Config {
+    // Market and instrument.
+    pub live_mode: bool,
+    #[serde(alias = "ws_symbol")]
+    pub symbol: String,
+    pub rest_pair: String,
+    pub ws_url: String,
+    pub rest_url: String,
+    pub book_depth: u16,
+    pub price_precision: u8,
+    pub qty_precision: u8,
+    pub tick_size: DecimalValue,
+    pub qty_min: DecimalValue,
+    pub cost_min: DecimalValue,
+    // Fair price and signals.
+    pub ema_window: u32,
+    pub momentum_threshold_bps: f64,
+    pub momentum_filter_enabled: bool,
+    pub vol_window_s: u32,
+    pub min_volatility_bps: f64,
+    // Quoting.
+    pub entry_offset_bps: f64,
+    pub exit_offset_bps: f64,
+    pub maker_fee_bps: f64,
+    pub profit_bps: f64,
+    pub skew_factor: f64,
+    pub order_qty: DecimalValue,
+    // Risk.
+    pub max_position: DecimalValue,
+    pub max_spread_bps: f64,
+    pub stale_order_ms: u64,
+    pub fill_cooldown_ms: u64,
+    pub stop_loss_bps: f64,
+    pub max_hold_s: u64,
+    pub max_drawdown_pct: f64,
+    pub exit_slippage_bps: f64,
+    pub taker_fee_bps: f64,
+    // Accounting.
+    pub starting_capital: DecimalValue,
+    // Live operation.
+    pub rest_min_interval_ms: u64,
+    pub fill_poll_s: u64,
+    pub balance_refresh_s: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            live_mode: false,
+            symbol: "BTC/USD".into(),
+            rest_pair: "XBTUSD".into(),
+            ws_url: "wss://ws.kraken.com/v2".into(),
+            rest_url: "https://api.kraken.com".into(),
+            book_depth: 10,
+            price_precision: 1,
+            qty_precision: 8,
+            tick_size: dec("0.1"),
+            qty_min: dec("0.0001"),
+            cost_min: dec("0.5"),
+            ema_window: 50,
+            momentum_threshold_bps: 5.0,
+            momentum_filter_enabled: true,
+            vol_window_s: 60,
+            min_volatility_bps: 20.0,
+            entry_offset_bps: 20.0,
+            exit_offset_bps: 36.0,
+            maker_fee_bps: 16.0,
+            profit_bps: 4.0,
+            skew_factor: 0.5,
+            order_qty: dec("0.001"),
+            max_position: dec("0.005"),
+            max_spread_bps: 50.0,
+            stale_order_ms: 5000,
+            fill_cooldown_ms: 200,
+            stop_loss_bps: 20.0,
+            max_hold_s: 120,
+            max_drawdown_pct: 50.0,
+            exit_slippage_bps: 10.0,
+            taker_fee_bps: 26.0,
+            starting_capital: dec("10000"),
+            rest_min_interval_ms: 1000,
+            fill_poll_s: 5,
+            balance_refresh_s: 300,
+        }
+    }
+}
+
+/// A configuration problem, naming the key where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown key, or a value of the wrong type (the message names it).
+    #[error("{0}")]
+    Syntax(String),
+    /// A value that parses but is not allowed.
+    #[error("config key `{key}`: {reason}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Reads and validates a TOML file, applying `key=value` overrides on top (values are
+    /// TOML; a bare word is taken as a string).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, key and reason.
+    pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml_str(&text, overrides).map_err(|e| match e {
+            ConfigError::Syntax(m) => ConfigError::Syntax(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text with overrides.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_toml_str(
+        text: &str,
+        overrides: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        for (key, value) in overrides {
+            let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(value.clone()));
+            table.insert(key.clone(), parsed);
+        }
+        let cfg: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The effective settings as TOML.
+    #[must_use]
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Checks every rule a value must follow.
+    ///
+    /// # Errors
+    /// The first [`ConfigError::Invalid`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !KRAKEN_DEPTHS.contains(&self.book_depth) {
+            return Err(invalid(
+                "book_depth",
+                format!(
+                    "{} is not a depth Kraken offers (one of 10, 25, 100, 500, 1000)",
+                    self.book_depth
+                ),
+            ));
+        }
+        if self.price_precision > 12 {
+            return Err(invalid("price_precision", "must be at most 12"));
+        }
+        if self.qty_precision > 12 {
+            return Err(invalid("qty_precision", "must be at most 12"));
+        }
+        if self.symbol.is_empty() || !self.symbol.contains('/') {
+            return Err(invalid(
+                "symbol",
+                format!("`{}` is not a WS v2 symbol like \"BTC/USD\"", self.symbol),
+            ));
+        }
+        if self.rest_pair.trim().is_empty() {
+            return Err(invalid("rest_pair", "must not be empty"));
+        }
+        if !(self.ws_url.starts_with("ws://") || self.ws_url.starts_with("wss://")) {
+            return Err(invalid("ws_url", "must start with ws:// or wss://"));
+        }
+        if !(self.rest_url.starts_with("http://") || self.rest_url.starts_with("https://")) {
+            return Err(invalid("rest_url", "must start with http:// or https://"));
+        }
+        let qty = |key: &'static str, v: &DecimalValue| -> Result<u64, ConfigError> {
+            v.decimal().to_units(self.qty_precision).map_err(|e| {
+                invalid(
+                    key,
+                    format!(
+                        "{v} is not a quantity at qty_precision {} ({e})",
+                        self.qty_precision
+                    ),
+                )
+            })
+        };
+        let order_qty = qty("order_qty", &self.order_qty)?;
+        if order_qty == 0 {
+            return Err(invalid("order_qty", "must be greater than zero"));
+        }
+        let max_position = qty("max_position", &self.max_position)?;
+        if max_position < order_qty {
+            return Err(invalid(
+                "max_position",
+                format!(
+                    "{} is smaller than order_qty {}",
+                    self.max_position, self.order_qty
+                ),
+            ));
+        }
+        let qty_min = qty("qty_min", &self.qty_min)?;
+        if order_qty < qty_min {
+            return Err(invalid(
+                "order_qty",
+                format!(
+                    "{} is below the instrument minimum qty_min {}",
+                    self.order_qty, self.qty_min
+                ),
+            ));
+        }
+        let tick = self
+            .tick_size
+            .decimal()
+            .to_units(self.price_precision)
+            .map_err(|e| {
+                invalid(
+                    "tick_size",
+                    format!(
+                        "{} is not a price at price_precision {} ({e})",
+                        self.tick_size, self.price_precision
+                    ),
+                )
+            })?;
+        if tick == 0 {
+            return Err(invalid("tick_size", "must be greater than zero"));
+        }
+        if self.cost_min.decimal().negative {
+            return Err(invalid("cost_min", "must not be negative"));
+        }
+        if self.starting_capital.decimal().negative || self.starting_capital.is_zero() {
+            return Err(invalid("starting_capital", "must be greater than zero"));
+        }
+        self.validate_rates()?;
+        for (key, v) in [
+            ("stale_order_ms", self.stale_order_ms),
+            ("max_hold_s", self.max_hold_s),
+            ("rest_min_interval_ms", self.rest_min_interval_ms),
+            ("fill_poll_s", self.fill_poll_s),
+            ("balance_refresh_s", self.balance_refresh_s),
+            ("ema_window", u64::from(self.ema_window)),
+            ("vol_window_s", u64::from(self.vol_window_s)),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than zero"));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_rates(&self) -> Result<(), ConfigError> {
+        for (key, v) in [
+            ("momentum_threshold_bps", self.momentum_threshold_bps),
+            ("min_volatility_bps", self.min_volatility_bps),
+            ("entry_offset_bps", self.entry_offset_bps),
+            ("exit_offset_bps", self.exit_offset_bps),
+            ("maker_fee_bps", self.maker_fee_bps),
+            ("profit_bps", self.profit_bps),
+            ("skew_factor", self.skew_factor),
+            ("max_spread_bps", self.max_spread_bps),
+            ("stop_loss_bps", self.stop_loss_bps),
+            ("max_drawdown_pct", self.max_drawdown_pct),
+            ("exit_slippage_bps", self.exit_slippage_bps),
+            ("taker_fee_bps", self.taker_fee_bps),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(invalid(key, format!("{v} must be a finite number >= 0")));
+            }
+            if v > 10_000.0 {
+                return Err(invalid(key, format!("{v} is more than 100%")));
+            }
+        }
+        let entry_floor = self.maker_fee_bps + self.profit_bps;
+        if self.entry_offset_bps < entry_floor {
+            return Err(invalid(
+                "entry_offset_bps",
+                format!(
+                    "{} cannot cover the maker fee plus profit ({} + {} = {entry_floor} bps)",
+                    self.entry_offset_bps, self.maker_fee_bps, self.profit_bps
+                ),
+            ));
+        }
+        let exit_floor = 2.0 * self.maker_fee_bps + self.profit_bps;
+        if self.exit_offset_bps < exit_floor {
+            return Err(invalid(
+                "exit_offset_bps",
+                format!(
+                    "{} cannot cover both sides' maker fees plus profit (2 x {} + {} = {exit_floor} bps)",
+                    self.exit_offset_bps, self.maker_fee_bps, self.profit_bps
+                ),
+            ));
+        }
+        if self.skew_factor > 1.0 {
+            return Err(invalid(
+                "skew_factor",
+                "must be at most 1 (a larger skew could push a buy above the fair price)",
+            ));
+        }
+        for (key, v) in [
+            ("momentum_threshold_bps", self.momentum_threshold_bps),
+            ("max_spread_bps", self.max_spread_bps),
+            ("stop_loss_bps", self.stop_loss_bps),
+            ("max_drawdown_pct", self.max_drawdown_pct),
+        ] {
+            if v == 0.0 {
+                return Err(invalid(key, "must be greater than zero"));
+            }
+        }
+        if self.max_drawdown_pct > 100.0 {
+            return Err(invalid("max_drawdown_pct", "must be at most 100"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_of(toml: &str) -> String {
+        Config::from_toml_str(toml, &[]).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn shipped_file_equals_defaults() {
+        let text = include_str!("../config/wildbot.toml");
+        assert_eq!(Config::from_toml_str(text, &[]).unwrap(), Config::default());
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn empty_file_means_defaults_and_effective_settings_round_trip() {
+        let c = Config::from_toml_str("", &[]).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(Config::from_toml_str(&c.to_toml(), &[]).unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = err_of("order_qtty = 0.001\n");
+        assert!(e.contains("order_qtty"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_are_named() {
+        let e = err_of("book_depth = \"ten\"\n");
+        assert!(e.contains("book_depth"), "{e}");
+        let e = err_of("order_qty = \"lots\"\n");
+        assert!(e.contains("order_qty"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_name_key_and_reason() {
+        for (toml, key, why) in [
+            ("order_qty = 0\n", "order_qty", "greater than zero"),
+            ("order_qty = -0.001\n", "order_qty", "negative"),
+            ("order_qty = 0.000000001\n", "order_qty", "qty_precision"),
+            (
+                "max_position = 0.0005\n",
+                "max_position",
+                "smaller than order_qty",
+            ),
+            ("book_depth = 20\n", "book_depth", "Kraken offers"),
+            (
+                "entry_offset_bps = 10\n",
+                "entry_offset_bps",
+                "cannot cover",
+            ),
+            ("exit_offset_bps = 30\n", "exit_offset_bps", "both sides"),
+            ("skew_factor = 2.0\n", "skew_factor", "at most 1"),
+            (
+                "max_drawdown_pct = 0\n",
+                "max_drawdown_pct",
+                "greater than zero",
+            ),
+            ("ws_url = \"http://x\"\n", "ws_url", "ws://"),
+            ("tick_size = 0.05\n", "tick_size", "price_precision"),
+            (
+                "stale_order_ms = 0\n",
+                "stale_order_ms",
+                "greater than zero",
+            ),
+            ("order_qty = 0.00001\n", "order_qty", "qty_min"),
+            ("maker_fee_bps = nan\n", "maker_fee_bps", "finite"),
+        ] {
+            let e = err_of(toml);
+            assert!(
+                e.contains(&format!("`{key}`")) && e.contains(why),
+                "{toml} -> {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn decimals_are_exact_and_overrides_apply() {
+        let c =
+            Config::from_toml_str("order_qty = \"0.00123440\"\nmax_position = 0.1\n", &[]).unwrap();
+        assert_eq!(c.order_qty.decimal().to_units(8), Ok(123_440));
+        let c = Config::from_toml_str(
+            "",
+            &[
+                ("order_qty".into(), "0.002".into()),
+                ("symbol".into(), "ETH/USD".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.order_qty.decimal().to_units(8), Ok(200_000));
+        assert_eq!(c.symbol, "ETH/USD");
+        assert!(
+            Config::from_toml_str("ws_symbol = \"ETH/USD\"\n", &[])
+                .unwrap()
+                .symbol
+                == "ETH/USD"
+        );
+    }
+}

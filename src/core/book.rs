@@ -1,0 +1,513 @@
+//! The L2 order book for one symbol at a subscribed depth, with Kraken's v2 CRC32 check.
+//!
+//! Storage is two `Vec`s allocated once with room for the depth plus the largest message
+//! ([`MAX_LEVELS_PER_MSG`]), so applying a message never allocates. Each side keeps its *best*
+//! level at the end of the vector: most updates touch the top of the book, and inserting near
+//! the end moves almost nothing.
+//!
+//! Kraken's rules, all applied here: a snapshot replaces the book; an update's levels are
+//! applied in any order (qty 0 deletes); after the whole message each side is truncated to the
+//! subscribed depth (Kraken does not send deletes for levels pushed out of scope); then the
+//! checksum of the top 10 asks (ascending) and top 10 bids (descending) is compared with the one
+//! Kraken sent. Each level keeps its checksum token (digits without point and leading zeros),
+//! formatted once when the level is written, so the checksum itself is a copy and one CRC pass.
+
+use crate::core::money::{Price, Qty, checksum_digits};
+use crate::core::parse::{BookHeader, MAX_LEVELS_PER_MSG, RawLevel};
+
+/// Depths Kraken offers for the v2 `book` channel.
+pub const KRAKEN_DEPTHS: [u16; 5] = [10, 25, 100, 500, 1000];
+/// Levels per side covered by the checksum, whatever the depth.
+pub const CHECKSUM_LEVELS: usize = 10;
+const TOKEN_CAP: usize = 40;
+
+/// How a level's price and qty are written into the checksum string: with the instrument's
+/// decimals (what Kraken does, and necessary when the wire lost trailing zeros, as Python
+/// re-serialised fixtures do), or, where `None`, with the decimals as written on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChecksumFormat {
+    /// Price decimals, or `None` for as written.
+    pub price_decimals: Option<u8>,
+    /// Quantity decimals, or `None` for as written.
+    pub qty_decimals: Option<u8>,
+}
+
+impl ChecksumFormat {
+    /// Digits exactly as they arrived.
+    pub const AS_WRITTEN: ChecksumFormat = ChecksumFormat {
+        price_decimals: None,
+        qty_decimals: None,
+    };
+
+    /// The instrument's precisions.
+    #[must_use]
+    pub fn precision(price: u8, qty: u8) -> ChecksumFormat {
+        ChecksumFormat {
+            price_decimals: Some(price),
+            qty_decimals: Some(qty),
+        }
+    }
+}
+
+/// A level with its cached checksum token.
+#[derive(Debug, Clone, Copy)]
+pub struct Level {
+    /// Price in units of the book's price precision.
+    pub price: Price,
+    /// Quantity in lots (never zero inside the book).
+    pub qty: Qty,
+    token_len: u8,
+    token: [u8; TOKEN_CAP],
+}
+
+/// What made the book unusable. Every variant means "resubscribe for a fresh snapshot".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BookError {
+    /// Our CRC32 differs from Kraken's: our book no longer equals the exchange's.
+    #[error("checksum mismatch: exchange {expected}, ours {computed}")]
+    ChecksumMismatch {
+        /// Kraken's value.
+        expected: u32,
+        /// Ours.
+        computed: u32,
+    },
+    /// Best bid at or above best ask after a message.
+    #[error("crossed book: bid {bid:?} >= ask {ask:?}")]
+    Crossed {
+        /// Best bid.
+        bid: Price,
+        /// Best ask.
+        ask: Price,
+    },
+    /// An update arrived while the book is invalid (waiting for a snapshot); it was ignored.
+    #[error("update ignored: book not synchronised")]
+    NotSynced,
+}
+
+/// What applying one message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The message carried a checksum and ours matched.
+    pub checksum_matched: bool,
+}
+
+/// An L2 book. Read-only accessors for strategies; `apply` for the feed.
+#[derive(Debug)]
+pub struct Book {
+    depth: usize,
+    price_precision: u8,
+    qty_precision: u8,
+    format: ChecksumFormat,
+    /// Ascending; best (highest) last.
+    bids: Vec<Level>,
+    /// Descending; best (lowest) last.
+    asks: Vec<Level>,
+    valid: bool,
+    crc_buf: Box<[u8]>,
+}
+
+impl Book {
+    /// An empty, invalid book. Prices and sizes are stored at the given unit precisions;
+    /// `format` decides how the checksum string is written.
+    #[must_use]
+    pub fn new(depth: u16, price_precision: u8, qty_precision: u8, format: ChecksumFormat) -> Book {
+        let cap = usize::from(depth) + MAX_LEVELS_PER_MSG;
+        Book {
+            depth: usize::from(depth),
+            price_precision,
+            qty_precision,
+            format,
+            bids: Vec::with_capacity(cap),
+            asks: Vec::with_capacity(cap),
+            valid: false,
+            crc_buf: vec![0u8; 2 * CHECKSUM_LEVELS * TOKEN_CAP].into_boxed_slice(),
+        }
+    }
+
+    /// Empties the book and changes its unit precisions and checksum format, keeping its
+    /// storage (no allocation): used when the instrument channel reports a new precision.
+    pub fn reset(&mut self, price_precision: u8, qty_precision: u8, format: ChecksumFormat) {
+        self.bids.clear();
+        self.asks.clear();
+        self.valid = false;
+        self.price_precision = price_precision;
+        self.qty_precision = qty_precision;
+        self.format = format;
+    }
+
+    /// Subscribed depth.
+    #[must_use]
+    pub fn depth(&self) -> u16 {
+        self.depth as u16
+    }
+
+    /// True after a snapshot whose checksum (if any) matched and until anything goes wrong.
+    /// Never quote from a book that is not valid.
+    #[must_use]
+    pub fn is_valid(&self) -> bool {
+        self.valid
+    }
+
+    /// Marks the book unusable (disconnect, resubscribe). Levels are kept for display only.
+    pub fn invalidate(&mut self) {
+        self.valid = false;
+    }
+
+    /// Best bid, if any.
+    #[must_use]
+    pub fn best_bid(&self) -> Option<&Level> {
+        self.bids.last()
+    }
+
+    /// Best ask, if any.
+    #[must_use]
+    pub fn best_ask(&self) -> Option<&Level> {
+        self.asks.last()
+    }
+
+    /// Bids, best (highest) first.
+    pub fn bids(&self) -> impl ExactSizeIterator<Item = &Level> + '_ {
+        self.bids.iter().rev()
+    }
+
+    /// Asks, best (lowest) first.
+    pub fn asks(&self) -> impl ExactSizeIterator<Item = &Level> + '_ {
+        self.asks.iter().rev()
+    }
+
+    /// Visible quantity at `price` on the bid (`is_bid`) or ask side.
+    #[must_use]
+    pub fn qty_at(&self, is_bid: bool, price: Price) -> Qty {
+        let side = if is_bid { &self.bids } else { &self.asks };
+        find(side, is_bid, price).map_or(Qty(0), |i| side[i].qty)
+    }
+
+    /// Applies one parsed book message (levels from [`Parser`](crate::core::parse::Parser)).
+    ///
+    /// # Errors
+    /// [`BookError::NotSynced`] for an update while invalid (nothing applied);
+    /// [`BookError::ChecksumMismatch`] or [`BookError::Crossed`] after applying, which also
+    /// invalidate the book.
+    pub fn apply(
+        &mut self,
+        header: &BookHeader,
+        bids: &[RawLevel],
+        asks: &[RawLevel],
+    ) -> Result<Applied, BookError> {
+        if header.snapshot {
+            self.bids.clear();
+            self.asks.clear();
+        } else if !self.valid {
+            return Err(BookError::NotSynced);
+        }
+        for l in bids {
+            self.upsert(true, l);
+        }
+        for l in asks {
+            self.upsert(false, l);
+        }
+        truncate_worst(&mut self.bids, self.depth);
+        truncate_worst(&mut self.asks, self.depth);
+        self.valid = true;
+        let mut matched = false;
+        if let Some(expected) = header.checksum {
+            let computed = self.checksum();
+            if computed != expected {
+                self.valid = false;
+                return Err(BookError::ChecksumMismatch { expected, computed });
+            }
+            matched = true;
+        }
+        if let (Some(b), Some(a)) = (self.bids.last(), self.asks.last())
+            && b.price >= a.price
+        {
+            self.valid = false;
+            return Err(BookError::Crossed {
+                bid: b.price,
+                ask: a.price,
+            });
+        }
+        Ok(Applied {
+            checksum_matched: matched,
+        })
+    }
+
+    fn upsert(&mut self, is_bid: bool, raw: &RawLevel) {
+        let side = if is_bid {
+            &mut self.bids
+        } else {
+            &mut self.asks
+        };
+        let found = search(side, is_bid, raw.price);
+        if raw.qty.0 == 0 {
+            if let Ok(i) = found {
+                side.remove(i);
+            }
+            return;
+        }
+        let level = self.make_level(raw);
+        let side = if is_bid {
+            &mut self.bids
+        } else {
+            &mut self.asks
+        };
+        match found {
+            Ok(i) => side[i] = level,
+            // Capacity is depth + the most levels one message can carry, so this never grows
+            // the vector; the guard keeps that a checked fact rather than an assumption.
+            Err(i) if side.len() < side.capacity() => side.insert(i, level),
+            Err(_) => {}
+        }
+    }
+
+    fn make_level(&self, raw: &RawLevel) -> Level {
+        let pd = self.format.price_decimals.unwrap_or(raw.price_dec);
+        let qd = self.format.qty_decimals.unwrap_or(raw.qty_dec);
+        let mut token = [0u8; TOKEN_CAP];
+        let n = checksum_digits(raw.price.0 as u64, self.price_precision, pd, &mut token);
+        let m = checksum_digits(raw.qty.0, self.qty_precision, qd, &mut token[n..]);
+        Level {
+            price: raw.price,
+            qty: raw.qty,
+            token_len: (n + m) as u8,
+            token,
+        }
+    }
+
+    /// Kraken's v2 CRC32 over the current top 10 asks (ascending) then top 10 bids (descending).
+    #[must_use]
+    pub fn checksum(&mut self) -> u32 {
+        let mut n = 0;
+        for l in self
+            .asks
+            .iter()
+            .rev()
+            .take(CHECKSUM_LEVELS)
+            .chain(self.bids.iter().rev().take(CHECKSUM_LEVELS))
+        {
+            let len = usize::from(l.token_len);
+            self.crc_buf[n..n + len].copy_from_slice(&l.token[..len]);
+            n += len;
+        }
+        crc32fast::hash(&self.crc_buf[..n])
+    }
+}
+
+fn search(side: &[Level], is_bid: bool, price: Price) -> Result<usize, usize> {
+    if is_bid {
+        side.binary_search_by(|l| l.price.cmp(&price))
+    } else {
+        side.binary_search_by(|l| price.cmp(&l.price))
+    }
+}
+
+fn find(side: &[Level], is_bid: bool, price: Price) -> Option<usize> {
+    search(side, is_bid, price).ok()
+}
+
+/// Drops the worst levels (at the front) beyond `depth`.
+fn truncate_worst(side: &mut Vec<Level>, depth: usize) {
+    if side.len() > depth {
+        side.drain(..side.len() - depth);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::parse::{Message, Parser};
+
+    fn apply_frame(p: &mut Parser, b: &mut Book, frame: &str) -> Result<Applied, BookError> {
+        let Message::Book(h) = p.parse(frame.as_bytes()).unwrap() else {
+            panic!("not a book frame")
+        };
+        b.apply(&h, p.bids(), p.asks())
+    }
+
+    const DOCS_SNAPSHOT: &str =
+        include_str!("../../tests/data/kraken_docs_v2_checksum_example.jsonl");
+
+    #[test]
+    fn kraken_documented_checksum_3310070434() {
+        let mut p = Parser::new("BTC/USD", 1, 8);
+        let mut b = Book::new(10, 1, 8, ChecksumFormat::precision(1, 8));
+        assert_eq!(
+            apply_frame(&mut p, &mut b, DOCS_SNAPSHOT.trim()),
+            Ok(Applied {
+                checksum_matched: true
+            })
+        );
+        assert_eq!(b.checksum(), 3_310_070_434);
+        assert!(b.is_valid());
+        assert_eq!(b.best_bid().unwrap().price, Price(452_835));
+        assert_eq!(b.best_ask().unwrap().price, Price(452_852));
+    }
+
+    #[test]
+    fn gst_usd_vector_needs_precision_formatting() {
+        // Vector B of kraken-facts.md: 0.010 must stay "10", 13600.00000000 must be "1360000000000".
+        let bids = [
+            ("0.016", "255965.95133811"),
+            ("0.015", "264465.46682136"),
+            ("0.014", "198234.50375152"),
+            ("0.013", "263077.71115063"),
+            ("0.012", "135283.23181445"),
+            ("0.011", "232726.34707055"),
+            ("0.010", "211909.56878553"),
+            ("0.009", "16666.66666666"),
+            ("0.008", "13600.00000000"),
+            ("0.007", "1000.00000000"),
+        ];
+        let asks = [
+            ("0.017", "94510.50669693"),
+            ("0.018", "232489.98702916"),
+            ("0.019", "244770.01655926"),
+            ("0.020", "103394.23779803"),
+            ("0.021", "120226.44704447"),
+            ("0.022", "122811.44535027"),
+            ("0.023", "185766.68965043"),
+            ("0.024", "95339.83830809"),
+            ("0.025", "32960.86333331"),
+            ("0.026", "86326.77204454"),
+        ];
+        let side = |v: &[(&str, &str)]| {
+            // Written the way a float round-trip would print them: trailing zeros gone.
+            v.iter()
+                .map(|(p, q)| {
+                    format!(
+                        r#"{{"price":{},"qty":{}}}"#,
+                        p.parse::<f64>().unwrap(),
+                        q.parse::<f64>().unwrap()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let frame = format!(
+            r#"{{"channel":"book","type":"snapshot","data":[{{"symbol":"GST/USD","bids":[{}],"asks":[{}],"checksum":1931231958}}]}}"#,
+            side(&bids),
+            side(&asks)
+        );
+        let mut p = Parser::new("GST/USD", 3, 8);
+        let mut b = Book::new(10, 3, 8, ChecksumFormat::precision(3, 8));
+        assert_eq!(
+            apply_frame(&mut p, &mut b, &frame),
+            Ok(Applied {
+                checksum_matched: true
+            })
+        );
+        // The same text checked "as written" must fail: that is exactly the float bug.
+        let mut p = Parser::new("GST/USD", 10, 10);
+        let mut b = Book::new(10, 10, 10, ChecksumFormat::AS_WRITTEN);
+        assert!(matches!(
+            apply_frame(&mut p, &mut b, &frame),
+            Err(BookError::ChecksumMismatch { .. })
+        ));
+    }
+
+    fn lvl(p: i64, q: u64) -> RawLevel {
+        RawLevel {
+            price: Price(p),
+            qty: Qty(q),
+            price_dec: 0,
+            qty_dec: 0,
+        }
+    }
+
+    fn hdr(snapshot: bool) -> BookHeader {
+        BookHeader {
+            snapshot,
+            checksum: None,
+            exchange_ts: None,
+        }
+    }
+
+    #[test]
+    fn updates_insert_modify_delete_and_truncate() {
+        let mut b = Book::new(10, 0, 0, ChecksumFormat::AS_WRITTEN);
+        let bids: Vec<_> = (0..10).map(|i| lvl(100 - i, 1)).collect();
+        let asks: Vec<_> = (0..10).map(|i| lvl(101 + i, 1)).collect();
+        b.apply(&hdr(true), &bids, &asks).unwrap();
+        // Modify 100 and 99, delete 98, delete a
+        // level that does not exist: all in one message, deliberately out of order.
+        b.apply(
+            &hdr(false),
+            &[lvl(98, 0), lvl(100_5, 0), lvl(99, 7), lvl(100, 3)],
+            &[],
+        )
+        .unwrap();
+        let got: Vec<_> = b.bids().map(|l| (l.price.0, l.qty.0)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (100, 3),
+                (99, 7),
+                (97, 1),
+                (96, 1),
+                (95, 1),
+                (94, 1),
+                (93, 1),
+                (92, 1),
+                (91, 1)
+            ]
+        );
+        // Insert two bids below the worst: only one fits back to depth 10.
+        b.apply(&hdr(false), &[lvl(90, 1), lvl(89, 1)], &[])
+            .unwrap();
+        assert_eq!(b.bids().len(), 10);
+        assert_eq!(b.bids().last().unwrap().price, Price(90));
+        // Same-message delete + insert beyond the worst: the insert survives because
+        // truncation happens after the whole message.
+        b.apply(&hdr(false), &[lvl(88, 1), lvl(100, 0)], &[])
+            .unwrap();
+        assert_eq!(b.bids().len(), 10);
+        assert_eq!(b.bids().last().unwrap().price, Price(88));
+        assert_eq!(b.best_bid().unwrap().price, Price(99));
+    }
+
+    #[test]
+    fn crossed_book_invalidates() {
+        let mut b = Book::new(10, 0, 0, ChecksumFormat::AS_WRITTEN);
+        b.apply(&hdr(true), &[lvl(100, 1)], &[lvl(101, 1)]).unwrap();
+        assert_eq!(
+            b.apply(&hdr(false), &[lvl(102, 1)], &[]),
+            Err(BookError::Crossed {
+                bid: Price(102),
+                ask: Price(101)
+            })
+        );
+        assert!(!b.is_valid());
+        assert_eq!(
+            b.apply(&hdr(false), &[lvl(99, 1)], &[]),
+            Err(BookError::NotSynced)
+        );
+        b.apply(&hdr(true), &[lvl(100, 1)], &[lvl(101, 1)]).unwrap();
+        assert!(b.is_valid(), "a snapshot restores the book");
+    }
+
+    #[test]
+    fn checksum_mismatch_invalidates() {
+        let mut p = Parser::new("BTC/USD", 1, 8);
+        let mut b = Book::new(10, 1, 8, ChecksumFormat::precision(1, 8));
+        let bad = DOCS_SNAPSHOT.trim().replace("3310070434", "3310070435");
+        assert_eq!(
+            apply_frame(&mut p, &mut b, &bad),
+            Err(BookError::ChecksumMismatch {
+                expected: 3_310_070_435,
+                computed: 3_310_070_434
+            })
+        );
+        assert!(!b.is_valid());
+    }
+
+    #[test]
+    fn apply_does_not_grow_storage() {
+        let mut b = Book::new(10, 0, 0, ChecksumFormat::AS_WRITTEN);
+        let cap = (b.bids.capacity(), b.asks.capacity());
+        let many: Vec<_> = (1..=MAX_LEVELS_PER_MSG as i64).map(|i| lvl(i, 1)).collect();
+        b.apply(&hdr(true), &many, &[]).unwrap();
+        b.apply(&hdr(false), &many, &[]).unwrap();
+        assert_eq!((b.bids.capacity(), b.asks.capacity()), cap);
+        assert_eq!(b.bids().len(), 10);
+    }
+}

@@ -1,0 +1,701 @@
+//! [`Core`]: events in, intents out. The one type the feed thread, replay and benches drive.
+//!
+//! Per event: parse (frames) → book → signals → paper fills → strategy → risk → reconcile
+//! orders → intents. In paper mode the core executes its own order intents against the
+//! [`PaperVenue`] (the intents are still emitted, for logs and telemetry; the driver must not
+//! send them to an exchange). In live mode order intents go out through the sink and the
+//! exchange's answers come back as [`Event::Order`].
+//!
+//! All storage is allocated in [`Core::new`]; `handle` never allocates.
+
+use crate::config::Config;
+use crate::core::accounting::Accounting;
+use crate::core::book::{Book, BookError, ChecksumFormat};
+use crate::core::event::{
+    Alert, AlertKind, AlertLevel, ClientId, Event, Intent, IntentSink, OrderEvent, OrderRequest,
+    Purpose, ResyncReason,
+};
+use crate::core::orders::{MAX_ORDERS, OrderManager, OrderState, OrderUpdate};
+use crate::core::paper::{MAX_PAPER_EVENTS, PaperVenue};
+use crate::core::parse::{
+    InstrumentInfo, Message, PairStatus, ParseError, Parser, Side, SystemState, Trade,
+};
+use crate::core::signals::Signals;
+use crate::core::strategy::{self, Decision, Inputs, Params, Rule, SideAction};
+use crate::core::time::{MS, Nanos};
+
+/// Minimum time between two [`Intent::Snapshot`]s.
+pub const SNAPSHOT_INTERVAL_NS: Nanos = 250 * MS;
+
+/// Counters for the dashboard, metrics and reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct Stats {
+    pub frames: u64,
+    pub book_msgs: u64,
+    pub snapshots: u64,
+    pub updates: u64,
+    pub checksum_ok: u64,
+    pub checksum_mismatch: u64,
+    pub crossed: u64,
+    /// Book updates dropped while waiting for a fresh snapshot.
+    pub updates_ignored: u64,
+    pub resyncs: u64,
+    pub trades: u64,
+    pub heartbeats: u64,
+    pub pongs: u64,
+    pub acks: u64,
+    pub method_errors: u64,
+    pub status_msgs: u64,
+    pub instrument_msgs: u64,
+    /// Well-formed frames that were not for us.
+    pub ignored: u64,
+    /// Malformed frames, by [`ParseError::counter`].
+    pub parse_errors: [u64; ParseError::COUNTERS],
+    /// Strategy evaluations.
+    pub ticks: u64,
+    pub fills: u64,
+    pub rejects: u64,
+    pub disconnects: u64,
+    pub stale_cancels: u64,
+}
+
+impl Stats {
+    /// All malformed frames.
+    #[must_use]
+    pub fn parse_errors_total(&self) -> u64 {
+        self.parse_errors.iter().sum()
+    }
+}
+
+/// What the bot is doing, for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TradingState {
+    /// No valid book yet (start-up or resync).
+    WaitingForBook,
+    /// Quotes are out or allowed.
+    Quoting,
+    /// Quoting held back by this rule.
+    Paused(Rule),
+    /// Stopped by the drawdown rule (or a fatal instrument change); needs a restart.
+    Stopped,
+    /// The feed is down.
+    Disconnected,
+}
+
+impl TradingState {
+    /// Short name for JSON and metrics.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            TradingState::WaitingForBook => "waiting_for_book",
+            TradingState::Quoting => "quoting",
+            TradingState::Paused(_) => "paused",
+            TradingState::Stopped => "stopped",
+            TradingState::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// The trading core for one symbol.
+#[derive(Debug)]
+pub struct Core {
+    config: Config,
+    params: Params,
+    instrument: Option<InstrumentInfo>,
+    parser: Parser,
+    book: Book,
+    signals: Signals,
+    orders: OrderManager,
+    acct: Accounting,
+    paper: Option<PaperVenue>,
+    stats: Stats,
+    pause_counts: [u64; Rule::COUNT],
+    awaiting_snapshot: bool,
+    connected: bool,
+    stopped: bool,
+    exchange_online: bool,
+    pair_online: bool,
+    last_fill_at: Option<Nanos>,
+    last_snapshot_at: Option<Nanos>,
+    last_decision: Option<Decision>,
+    last_trade: Option<Trade>,
+    slots_alerted: bool,
+    now: Nanos,
+}
+
+impl Core {
+    /// Builds the core and allocates everything it will ever use. Paper mode unless
+    /// `config.live_mode`. `first_order_id` seeds client ids (use something that grows across
+    /// restarts, such as the start time in microseconds).
+    ///
+    /// # Errors
+    /// A config value the derived integer parameters cannot hold, naming the key.
+    pub fn new(config: &Config, first_order_id: ClientId) -> Result<Core, String> {
+        let params = Params::new(config, None)?;
+        let pp = params.price_precision;
+        let qp = params.qty_precision;
+        Ok(Core {
+            parser: Parser::new(&config.symbol, pp, qp),
+            book: Book::new(config.book_depth, pp, qp, ChecksumFormat::precision(pp, qp)),
+            signals: Signals::new(params.ema_window, params.vol_window_ns, pp),
+            orders: OrderManager::new(first_order_id),
+            acct: Accounting::new(params.starting_capital),
+            paper: (!config.live_mode).then(|| {
+                PaperVenue::new(params.maker_fee, params.taker_fee, params.fill_cooldown_ns)
+            }),
+            stats: Stats::default(),
+            pause_counts: [0; Rule::COUNT],
+            awaiting_snapshot: true,
+            connected: true,
+            stopped: false,
+            exchange_online: true,
+            pair_online: true,
+            last_fill_at: None,
+            last_snapshot_at: None,
+            last_decision: None,
+            last_trade: None,
+            slots_alerted: false,
+            now: 0,
+            config: config.clone(),
+            params,
+            instrument: None,
+        })
+    }
+
+    /// Processes one event at time `now`, pushing intents into `out`.
+    pub fn handle<S: IntentSink>(&mut self, now: Nanos, event: Event<'_>, out: &mut S) {
+        self.now = now;
+        if let Some(p) = &mut self.paper {
+            p.begin_tick();
+        }
+        match event {
+            Event::Frame(bytes) => self.on_frame(now, bytes, out),
+            Event::Order(ev) => {
+                self.apply_order_event(now, &ev, out);
+                self.tick(now, out);
+            }
+            Event::Timer => self.tick(now, out),
+            Event::Disconnected => self.on_disconnect(now, out),
+        }
+    }
+
+    fn on_frame<S: IntentSink>(&mut self, now: Nanos, bytes: &[u8], out: &mut S) {
+        self.stats.frames += 1;
+        let msg = match self.parser.parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.parse_errors[e.counter()] += 1;
+                return;
+            }
+        };
+        match msg {
+            Message::Book(h) => {
+                self.stats.book_msgs += 1;
+                if self.awaiting_snapshot && !h.snapshot {
+                    self.stats.updates_ignored += 1;
+                    return;
+                }
+                match self.book.apply(&h, self.parser.bids(), self.parser.asks()) {
+                    Ok(applied) => {
+                        self.stats.checksum_ok += u64::from(applied.checksum_matched);
+                        if h.snapshot {
+                            self.stats.snapshots += 1;
+                            self.awaiting_snapshot = false;
+                            self.connected = true;
+                        } else {
+                            self.stats.updates += 1;
+                        }
+                        self.signals.on_book(now, &self.book);
+                        if let Some(p) = &mut self.paper {
+                            p.on_book(&self.book, now);
+                        }
+                        self.drain_paper(now, out);
+                        self.tick(now, out);
+                    }
+                    Err(BookError::NotSynced) => self.stats.updates_ignored += 1,
+                    Err(BookError::ChecksumMismatch { expected, computed }) => {
+                        self.stats.checksum_mismatch += 1;
+                        self.resync(
+                            now,
+                            ResyncReason::Checksum,
+                            AlertKind::ChecksumMismatch { expected, computed },
+                            out,
+                        );
+                    }
+                    Err(BookError::Crossed { .. }) => {
+                        self.stats.crossed += 1;
+                        self.resync(now, ResyncReason::Crossed, AlertKind::BookCrossed, out);
+                    }
+                }
+            }
+            Message::Trades(snapshot) => {
+                self.stats.trades += self.parser.trades().len() as u64;
+                if let Some(t) = self.parser.trades().last() {
+                    self.last_trade = Some(*t);
+                }
+                // A trade snapshot is history: it must not fill orders placed after it.
+                if !snapshot && let Some(p) = &mut self.paper {
+                    for t in self.parser.trades() {
+                        p.on_trade(t, now);
+                    }
+                }
+                self.drain_paper(now, out);
+                self.tick(now, out);
+            }
+            Message::Instrument(info) => {
+                self.stats.instrument_msgs += 1;
+                if let Some(info) = info {
+                    self.on_instrument(now, info, out);
+                }
+            }
+            Message::Status { system, .. } => {
+                self.stats.status_msgs += 1;
+                self.exchange_online =
+                    matches!(system, SystemState::Online | SystemState::PostOnly);
+            }
+            Message::Heartbeat => self.stats.heartbeats += 1,
+            Message::Pong { .. } => self.stats.pongs += 1,
+            Message::Subscribed(_) | Message::Unsubscribed(_) => self.stats.acks += 1,
+            Message::MethodError { .. } => self.stats.method_errors += 1,
+            Message::Ignored => self.stats.ignored += 1,
+        }
+    }
+
+    fn on_instrument<S: IntentSink>(&mut self, now: Nanos, info: InstrumentInfo, out: &mut S) {
+        self.pair_online = matches!(info.status, PairStatus::Online | PairStatus::PostOnly);
+        let precision_changed = info.price_precision != self.params.price_precision
+            || info.qty_precision != self.params.qty_precision;
+        let params = match Params::new(&self.config, Some(&info)) {
+            Ok(p) => p,
+            Err(_) => {
+                // The configured size cannot be expressed on this instrument: do not trade.
+                self.stop(now, AlertKind::InstrumentChanged, out);
+                return;
+            }
+        };
+        self.instrument = Some(info);
+        if !precision_changed {
+            self.params = params;
+            return;
+        }
+        if self.acct.fill_count() > 0 || self.acct.position != 0 || self.orders.live_count() > 0 {
+            // Amounts already booked are in the old units; refuse to guess a conversion.
+            self.stop(now, AlertKind::InstrumentChanged, out);
+            return;
+        }
+        let (pp, qp) = (params.price_precision, params.qty_precision);
+        self.parser.set_precision(pp, qp);
+        self.book.reset(pp, qp, ChecksumFormat::precision(pp, qp));
+        self.signals
+            .reset_precision(pp, params.ema_window, params.vol_window_ns);
+        self.acct = Accounting::new(params.starting_capital);
+        self.params = params;
+        self.awaiting_snapshot = false; // let resync request a snapshot at the new precision
+        self.resync(
+            now,
+            ResyncReason::Precision,
+            AlertKind::InstrumentChanged,
+            out,
+        );
+    }
+
+    fn on_disconnect<S: IntentSink>(&mut self, now: Nanos, out: &mut S) {
+        self.stats.disconnects += 1;
+        self.book.invalidate();
+        self.awaiting_snapshot = true;
+        let was_connected = std::mem::replace(&mut self.connected, false);
+        self.cancel_all_orders(now, out);
+        if self.paper.is_none() {
+            out.push(Intent::CancelAll);
+        }
+        if was_connected {
+            out.push(Intent::Alert(Alert {
+                level: AlertLevel::Critical,
+                kind: AlertKind::Disconnected,
+            }));
+        }
+        self.tick(now, out);
+    }
+
+    /// The book can no longer be trusted: stop quoting, cancel, ask for a fresh snapshot once.
+    fn resync<S: IntentSink>(
+        &mut self,
+        now: Nanos,
+        reason: ResyncReason,
+        kind: AlertKind,
+        out: &mut S,
+    ) {
+        self.book.invalidate();
+        self.cancel_all_orders(now, out);
+        if !self.awaiting_snapshot {
+            self.awaiting_snapshot = true;
+            self.stats.resyncs += 1;
+            out.push(Intent::Resubscribe {
+                depth: self.book.depth(),
+                reason,
+            });
+            out.push(Intent::Alert(Alert {
+                level: AlertLevel::Warning,
+                kind,
+            }));
+        }
+    }
+
+    fn stop<S: IntentSink>(&mut self, now: Nanos, kind: AlertKind, out: &mut S) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        self.cancel_all_orders(now, out);
+        out.push(Intent::CancelAll);
+        out.push(Intent::Alert(Alert {
+            level: AlertLevel::Critical,
+            kind,
+        }));
+    }
+
+    fn cancel_all_orders<S: IntentSink>(&mut self, now: Nanos, out: &mut S) {
+        let mut ids = [0 as ClientId; MAX_ORDERS];
+        let mut n = 0;
+        for o in self.orders.live() {
+            if o.state != OrderState::PendingCancel {
+                ids[n] = o.req.cl_id;
+                n += 1;
+            }
+        }
+        for &id in &ids[..n] {
+            self.cancel_order(id, out);
+        }
+        self.drain_paper(now, out);
+    }
+
+    fn cancel_order<S: IntentSink>(&mut self, cl_id: ClientId, out: &mut S) {
+        if self.orders.mark_cancel(cl_id) {
+            out.push(Intent::Cancel { cl_id });
+            if let Some(p) = &mut self.paper {
+                p.cancel(cl_id);
+            }
+        }
+    }
+
+    /// Applies what the paper venue produced (acks, rejects, fills).
+    fn drain_paper<S: IntentSink>(&mut self, now: Nanos, out: &mut S) {
+        let mut buf = [None; MAX_PAPER_EVENTS * 2];
+        let n = match &mut self.paper {
+            Some(p) => {
+                let evs = p.events();
+                for (slot, ev) in buf.iter_mut().zip(evs) {
+                    *slot = Some(*ev);
+                }
+                let n = evs.len().min(buf.len());
+                p.clear_events();
+                n
+            }
+            None => return,
+        };
+        for ev in buf[..n].iter().flatten() {
+            self.apply_order_event(now, ev, out);
+        }
+    }
+
+    fn apply_order_event<S: IntentSink>(&mut self, now: Nanos, ev: &OrderEvent, out: &mut S) {
+        if let OrderEvent::Balances { quote, base } = *ev {
+            self.acct.set_balances(quote, base, self.signals.micro);
+            return;
+        }
+        match self.orders.on_event(ev) {
+            OrderUpdate::Fill(delta) => {
+                self.acct.on_fill(&delta, now);
+                if let Some(m) = self.signals.micro {
+                    self.acct.mark(m);
+                }
+                self.last_fill_at = Some(now);
+                self.stats.fills += 1;
+                let price = crate::core::money::Price(
+                    (delta.cost.0 / i128::from(delta.qty.0.max(1))) as i64,
+                );
+                out.push(Intent::Alert(Alert {
+                    level: AlertLevel::Info,
+                    kind: AlertKind::Filled {
+                        cl_id: delta.cl_id,
+                        side: delta.side,
+                        qty: delta.qty,
+                        price,
+                        fee: delta.fee,
+                    },
+                }));
+            }
+            OrderUpdate::Rejected(cl_id, reason) => {
+                self.stats.rejects += 1;
+                out.push(Intent::Alert(Alert {
+                    level: AlertLevel::Warning,
+                    kind: AlertKind::OrderRejected { cl_id, reason },
+                }));
+            }
+            OrderUpdate::Unknown(_) | OrderUpdate::None => {}
+        }
+    }
+
+    /// One strategy evaluation: risk checks, decision, order reconciliation, snapshot.
+    fn tick<S: IntentSink>(&mut self, now: Nanos, out: &mut S) {
+        self.stats.ticks += 1;
+        self.maybe_snapshot(now, out);
+        if self.stopped {
+            self.pause(Rule::Drawdown);
+            return;
+        }
+        let micro = match self.signals.micro {
+            Some(m) if self.book.is_valid() => m,
+            _ => {
+                self.pause(Rule::BookInvalid);
+                self.last_decision = None;
+                return;
+            }
+        };
+        self.acct.mark(micro);
+        if self.acct.drawdown_ppm() >= self.params.max_drawdown.0 {
+            let kind = AlertKind::DrawdownStop {
+                equity: self.acct.equity,
+                peak: self.acct.peak_equity,
+            };
+            self.stop(now, kind, out);
+            self.pause(Rule::Drawdown);
+            return;
+        }
+        if !(self.exchange_online && self.pair_online) {
+            self.pause(Rule::ExchangeStatus);
+            self.cancel_all_orders(now, out);
+            self.last_decision = None;
+            return;
+        }
+        let d = strategy::decide(
+            &self.params,
+            &Inputs {
+                now,
+                book: &self.book,
+                signals: &self.signals,
+                acct: &self.acct,
+                orders: &self.orders,
+            },
+        );
+        for r in Rule::ALL {
+            if d.blocked_by(r) {
+                self.pause_counts[r as usize] += 1;
+            }
+        }
+        self.reconcile(now, &d, out);
+        self.last_decision = Some(d);
+    }
+
+    fn pause(&mut self, r: Rule) {
+        self.pause_counts[r as usize] += 1;
+    }
+
+    fn maybe_snapshot<S: IntentSink>(&mut self, now: Nanos, out: &mut S) {
+        if self
+            .last_snapshot_at
+            .is_none_or(|t| now - t >= SNAPSHOT_INTERVAL_NS)
+        {
+            self.last_snapshot_at = Some(now);
+            out.push(Intent::Snapshot);
+        }
+    }
+
+    /// Makes the live orders match the decision: cancel what does not fit, place what is
+    /// missing (one order per side, only when nothing else is live on that side, and never
+    /// within the fill cooldown).
+    fn reconcile<S: IntentSink>(&mut self, now: Nanos, d: &Decision, out: &mut S) {
+        let cooling = self
+            .last_fill_at
+            .is_some_and(|t| now - t < self.params.fill_cooldown_ns);
+        for side in [Side::Buy, Side::Sell] {
+            let action = d.side(side);
+            let mut live = [None; MAX_ORDERS];
+            let mut n = 0;
+            for o in self.orders.live().filter(|o| o.side() == side) {
+                live[n] = Some(*o);
+                n += 1;
+            }
+            let mut kept = false;
+            for o in live[..n].iter().flatten() {
+                if o.state == OrderState::PendingCancel {
+                    continue;
+                }
+                let fits = match action {
+                    SideAction::Cancel => false,
+                    SideAction::Hold => o.req.purpose != Purpose::Entry,
+                    SideAction::Quote(q) => match q.purpose {
+                        Purpose::Entry => o.req.purpose == Purpose::Entry && o.req.qty == q.qty,
+                        Purpose::Exit => {
+                            o.req.purpose == Purpose::Exit
+                                && o.price() == q.price
+                                && o.remaining() == q.qty
+                        }
+                        Purpose::ForceExit => o.req.purpose == Purpose::ForceExit,
+                    },
+                };
+                let stale = o.req.purpose != Purpose::ForceExit
+                    && now - o.placed_at >= self.params.stale_order_ns;
+                if fits && stale {
+                    self.stats.stale_cancels += 1;
+                    self.pause(Rule::Stale);
+                }
+                if fits && !stale && !kept {
+                    kept = true;
+                } else {
+                    self.cancel_order(o.req.cl_id, out);
+                }
+            }
+            let SideAction::Quote(q) = action else {
+                continue;
+            };
+            if kept || self.orders.live().any(|o| o.side() == side) {
+                continue;
+            }
+            if cooling {
+                self.pause(Rule::Cooldown);
+                continue;
+            }
+            let req = OrderRequest {
+                cl_id: 0,
+                side,
+                price: q.price,
+                qty: q.qty,
+                post_only: q.purpose != Purpose::ForceExit,
+                ioc: q.purpose == Purpose::ForceExit,
+                purpose: q.purpose,
+            };
+            match self.orders.open(req, now) {
+                Some(req) => {
+                    out.push(Intent::Place(req));
+                    if let (Purpose::ForceExit, Some(rule)) = (q.purpose, d.forced_by) {
+                        out.push(Intent::Alert(Alert {
+                            level: AlertLevel::Warning,
+                            kind: AlertKind::ForceExit { rule },
+                        }));
+                    }
+                    if let Some(p) = &mut self.paper {
+                        p.place(&req, &self.book, now);
+                    }
+                }
+                None => {
+                    self.pause(Rule::SlotsFull);
+                    if !std::mem::replace(&mut self.slots_alerted, true) {
+                        out.push(Intent::Alert(Alert {
+                            level: AlertLevel::Critical,
+                            kind: AlertKind::OrderSlotsFull,
+                        }));
+                    }
+                }
+            }
+        }
+        self.drain_paper(now, out);
+    }
+
+    // ---- read access for dashboards, reports and tests ----
+
+    /// What the bot is doing.
+    #[must_use]
+    pub fn state(&self) -> TradingState {
+        if self.stopped {
+            return TradingState::Stopped;
+        }
+        if !self.connected {
+            return TradingState::Disconnected;
+        }
+        if !self.book.is_valid() {
+            return TradingState::WaitingForBook;
+        }
+        if !(self.exchange_online && self.pair_online) {
+            return TradingState::Paused(Rule::ExchangeStatus);
+        }
+        match self.last_decision {
+            Some(d)
+                if !matches!(d.buy, SideAction::Quote(_))
+                    && !matches!(d.sell, SideAction::Quote(_)) =>
+            {
+                match Rule::ALL.into_iter().find(|r| d.blocked_by(*r)) {
+                    Some(r) => TradingState::Paused(r),
+                    None => TradingState::Quoting,
+                }
+            }
+            _ => TradingState::Quoting,
+        }
+    }
+
+    /// The book.
+    #[must_use]
+    pub fn book(&self) -> &Book {
+        &self.book
+    }
+
+    /// The signals.
+    #[must_use]
+    pub fn signals(&self) -> &Signals {
+        &self.signals
+    }
+
+    /// The account.
+    #[must_use]
+    pub fn account(&self) -> &Accounting {
+        &self.acct
+    }
+
+    /// Our orders.
+    #[must_use]
+    pub fn orders(&self) -> &OrderManager {
+        &self.orders
+    }
+
+    /// The derived parameters in force.
+    #[must_use]
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Ticks on which each rule held something back, by [`Rule`] index.
+    #[must_use]
+    pub fn pause_counts(&self) -> &[u64; Rule::COUNT] {
+        &self.pause_counts
+    }
+
+    /// The last decision.
+    #[must_use]
+    pub fn last_decision(&self) -> Option<&Decision> {
+        self.last_decision.as_ref()
+    }
+
+    /// The last public trade.
+    #[must_use]
+    pub fn last_trade(&self) -> Option<&Trade> {
+        self.last_trade.as_ref()
+    }
+
+    /// The instrument as last reported.
+    #[must_use]
+    pub fn instrument(&self) -> Option<&InstrumentInfo> {
+        self.instrument.as_ref()
+    }
+
+    /// True in paper mode.
+    #[must_use]
+    pub fn is_paper(&self) -> bool {
+        self.paper.is_some()
+    }
+
+    /// Time of the last event handled.
+    #[must_use]
+    pub fn now(&self) -> Nanos {
+        self.now
+    }
+}
+
+#[cfg(test)]
+mod tests;

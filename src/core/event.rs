@@ -1,0 +1,258 @@
+//! What goes into the core ([`Event`]) and what comes out ([`Intent`]).
+//!
+//! Every type here is `Copy` and heap-free, so pushing intents into a pre-sized buffer or a
+//! bounded channel never allocates. Text (alert messages, order ids for Kraken) is produced by
+//! the side threads from these values, never on the core thread.
+
+use crate::core::money::{Cash, Price, Qty};
+use crate::core::parse::Side;
+
+/// Our client order id. The REST worker renders it as Kraken's `cl_ord_id`.
+pub type ClientId = u64;
+
+/// An input to the core. The caller supplies the timestamp alongside.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// One raw WebSocket v2 text frame.
+    Frame(&'a [u8]),
+    /// News about one of our orders (from the REST worker, or the paper venue).
+    Order(OrderEvent),
+    /// A periodic tick with no market data (drives stale-order, time-stop and snapshot rules).
+    Timer,
+    /// The feed connection was lost: the book is invalid until a fresh snapshot.
+    Disconnected,
+}
+
+/// Why the exchange (or the paper venue) refused an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// A post-only order would have crossed; Kraken accepts it, then cancels it with reason
+    /// "Post only order". The core treats that cancel as this rejection.
+    PostOnly,
+    /// `EOrder:Insufficient funds`.
+    InsufficientFunds,
+    /// `EOrder:Rate limit exceeded` and friends.
+    RateLimit,
+    /// `EOrder:Order minimum not met`, `EOrder:Cost minimum not met`, tick size and argument errors.
+    Invalid,
+    /// The venue is in a mode that refuses new orders (maintenance, cancel-only).
+    Unavailable,
+    /// Anything else.
+    Other,
+}
+
+/// Why an order stopped resting without a full fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    /// We asked for it.
+    Requested,
+    /// An immediate-or-cancel order's unfilled rest.
+    Expired,
+    /// The exchange cancelled it (dead man's switch, maintenance, self-trade prevention).
+    Exchange,
+}
+
+/// News about one order. Fills are cumulative, so a repeated report (a REST poll that sees
+/// the same state twice) is recognised and booked once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderEvent {
+    /// The venue has the order.
+    Accepted {
+        /// Our id.
+        cl_id: ClientId,
+    },
+    /// The venue refused the order (or accepted and immediately cancelled it as post-only).
+    Rejected {
+        /// Our id.
+        cl_id: ClientId,
+        /// Why.
+        reason: RejectReason,
+    },
+    /// The order's executed totals so far.
+    Fill {
+        /// Our id.
+        cl_id: ClientId,
+        /// Total executed quantity (Kraken `vol_exec`).
+        cum_qty: Qty,
+        /// Total executed cost in quote currency (Kraken `cost`).
+        cum_cost: Cash,
+        /// Total fee paid in quote currency (Kraken `fee`).
+        cum_fee: Cash,
+    },
+    /// The order is no longer resting.
+    Cancelled {
+        /// Our id.
+        cl_id: ClientId,
+        /// Why.
+        reason: CancelReason,
+    },
+    /// Account balances (live mode): they replace the core's cash and position.
+    Balances {
+        /// Quote currency (USD).
+        quote: Cash,
+        /// Base currency (BTC).
+        base: Qty,
+    },
+}
+
+/// What an order is for; decides its price rule and fee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Opening a position from flat.
+    Entry,
+    /// Leaving a position at the profit target.
+    Exit,
+    /// Leaving a position because a risk rule fired (stop-loss, time stop): a taker order.
+    ForceExit,
+}
+
+/// A new order for the venue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderRequest {
+    /// Our id.
+    pub cl_id: ClientId,
+    /// Buy or sell.
+    pub side: Side,
+    /// Limit price.
+    pub price: Price,
+    /// Size.
+    pub qty: Qty,
+    /// Post-only (maker) order.
+    pub post_only: bool,
+    /// Immediate-or-cancel (force exits).
+    pub ioc: bool,
+    /// Why we place it.
+    pub purpose: Purpose,
+}
+
+/// How urgent an alert is. Critical alerts are never dropped by rate limits downstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AlertLevel {
+    /// For the log and the dashboard.
+    Info,
+    /// Something is off but trading continues.
+    Warning,
+    /// Trading stopped or money is at risk.
+    Critical,
+}
+
+/// What happened, with the numbers a person needs; rendered to text by the notifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    /// Equity fell `drawdown_ppm` from its peak: everything cancelled, trading stopped.
+    DrawdownStop {
+        /// Equity at the stop.
+        equity: Cash,
+        /// Peak equity.
+        peak: Cash,
+    },
+    /// The book checksum failed; resubscribing.
+    ChecksumMismatch {
+        /// Kraken's value.
+        expected: u32,
+        /// Ours.
+        computed: u32,
+    },
+    /// The book crossed; resubscribing.
+    BookCrossed,
+    /// An order was refused.
+    OrderRejected {
+        /// Our id.
+        cl_id: ClientId,
+        /// Why.
+        reason: RejectReason,
+    },
+    /// A fill was booked.
+    Filled {
+        /// Our id.
+        cl_id: ClientId,
+        /// Side.
+        side: Side,
+        /// Quantity of this fill.
+        qty: Qty,
+        /// Price (average of this fill).
+        price: Price,
+        /// Fee of this fill.
+        fee: Cash,
+    },
+    /// A risk rule forced an exit.
+    ForceExit {
+        /// Which rule.
+        rule: crate::core::strategy::Rule,
+    },
+    /// The feed was lost; quoting stopped.
+    Disconnected,
+    /// A position smaller than the exchange minimum cannot be exited with an order.
+    DustPosition {
+        /// The position in lots.
+        position: i64,
+    },
+    /// The instrument's precision changed; the book was rebuilt.
+    InstrumentChanged,
+    /// More than the bounded number of orders would be in flight: an execution fault.
+    OrderSlotsFull,
+    /// The exchange status is not online.
+    ExchangeStatus,
+}
+
+/// An alert with its urgency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alert {
+    /// Urgency.
+    pub level: AlertLevel,
+    /// What happened.
+    pub kind: AlertKind,
+}
+
+/// Why the book needs a fresh snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResyncReason {
+    /// Checksum mismatch.
+    Checksum,
+    /// Crossed book.
+    Crossed,
+    /// The instrument precision changed.
+    Precision,
+}
+
+/// An output of the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// Place an order.
+    Place(OrderRequest),
+    /// Cancel one order.
+    Cancel {
+        /// Our id.
+        cl_id: ClientId,
+    },
+    /// Cancel every order we have on the pair.
+    CancelAll,
+    /// Unsubscribe and resubscribe the book at this depth for a fresh snapshot.
+    Resubscribe {
+        /// Depth.
+        depth: u16,
+        /// Why.
+        reason: ResyncReason,
+    },
+    /// Tell a person.
+    Alert(Alert),
+    /// The core's state is worth publishing now (rate-limited by the core).
+    Snapshot,
+}
+
+/// Where the core puts its intents. Implementations must not block.
+pub trait IntentSink {
+    /// Accepts one intent.
+    fn push(&mut self, intent: Intent);
+}
+
+/// Most intents one event can produce (every order slot cancelled, two places, alerts).
+pub const MAX_INTENTS_PER_EVENT: usize = 64;
+
+/// A `Vec` works as a sink; pre-size it with [`MAX_INTENTS_PER_EVENT`] and `clear()` it after
+/// each event, and it never allocates.
+impl IntentSink for Vec<Intent> {
+    fn push(&mut self, intent: Intent) {
+        Vec::push(self, intent);
+    }
+}

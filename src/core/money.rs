@@ -1,0 +1,550 @@
+//! Fixed-point money: prices, quantities, cash and rates as integers.
+//!
+//! Kraken sends prices and quantities as decimal text (bare JSON numbers whose trailing zeros
+//! matter for the book checksum). We never let those values pass through `f64`: they are parsed
+//! exactly into a [`Decimal`] (mantissa + scale) and then into integer units of the instrument:
+//!
+//! | type | unit | example (BTC/USD, precision 1 / 8) |
+//! |---|---|---|
+//! | [`Price`] | 10^-price_precision quote | `81011.5` → `810115` |
+//! | [`Qty`] | 10^-qty_precision base ("lots") | `0.00123440` → `123440` |
+//! | [`Cash`] | 10^-(price_precision + qty_precision) quote | price × qty, exactly |
+//! | [`Ppm`] | parts per million (1 bp = 100 ppm) | `entry_offset_bps = 20` → `2000` |
+//! | [`FinePrice`] | price units × [`FINE`] | a microprice between two ticks |
+//!
+//! `Cash` is wide (`i128`) because price × qty needs the sum of both precisions; a notional of
+//! 10^20 units still fits with room for fee arithmetic.
+
+use std::fmt;
+
+/// Sub-unit resolution of [`FinePrice`]: a millionth of a price unit.
+pub const FINE: i128 = 1_000_000;
+/// One whole (1.0) in [`Ppm`].
+pub const PPM_ONE: i64 = 1_000_000;
+/// Largest scale a [`Decimal`] may carry; more digits than this is not a price or a size.
+pub const MAX_SCALE: u8 = 18;
+
+/// A limit price in integer units of the instrument's price precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Price(pub i64);
+
+/// A base-currency quantity in integer lots (10^-qty_precision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Qty(pub u64);
+
+/// Quote-currency amount in units of 10^-(price_precision + qty_precision): the exact product
+/// of a [`Price`] and a [`Qty`]. Used for cash, notional, fees and PnL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Cash(pub i128);
+
+/// A rate in parts per million (bps × 100). Offsets, fees and thresholds on the decision path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Ppm(pub i64);
+
+/// A price with sub-unit resolution (price units × [`FINE`]), e.g. a microprice or an average
+/// entry price. Rounded to a tradeable [`Price`] only at the edge, in the passive direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct FinePrice(pub i128);
+
+/// Why decimal text could not become an exact integer amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NumError {
+    /// Not a JSON/TOML number (empty, stray characters, missing digits).
+    #[error("not a decimal number")]
+    Syntax,
+    /// More significant digits or a larger value than the integer type holds.
+    #[error("number out of range")]
+    Overflow,
+    /// More decimals than the instrument precision, and the extra digits are not zeros.
+    #[error("more decimals than the precision allows")]
+    TooPrecise,
+    /// A negative value where only non-negative ones make sense.
+    #[error("negative value")]
+    Negative,
+}
+
+/// An exact decimal as written: `mantissa / 10^scale`, sign separate.
+///
+/// `scale` is the number of decimals as written (`0.10000000` has scale 8), which is what the
+/// "as written" checksum mode needs. Exponents are folded into the scale (`1E-8` → 1, scale 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Decimal {
+    /// Digits without the point.
+    pub mantissa: u64,
+    /// Decimals after the point.
+    pub scale: u8,
+    /// True for a leading minus.
+    pub negative: bool,
+}
+
+const POW10: [u64; 20] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+    10_000_000_000,
+    100_000_000_000,
+    1_000_000_000_000,
+    10_000_000_000_000,
+    100_000_000_000_000,
+    1_000_000_000_000_000,
+    10_000_000_000_000_000,
+    100_000_000_000_000_000,
+    1_000_000_000_000_000_000,
+    10_000_000_000_000_000_000,
+];
+
+/// 10^n as u64, or `None` past 10^19.
+#[must_use]
+pub fn pow10(n: u32) -> Option<u64> {
+    POW10.get(n as usize).copied()
+}
+
+impl Decimal {
+    /// Parses JSON-number text (`-?digits[.digits][(e|E)[+-]digits]`) exactly.
+    ///
+    /// # Errors
+    /// [`NumError::Syntax`] for anything that is not a number, [`NumError::Overflow`] when the
+    /// digits do not fit a `u64` mantissa or the scale exceeds [`MAX_SCALE`].
+    pub fn parse(text: &[u8]) -> Result<Decimal, NumError> {
+        let mut i = 0;
+        let negative = text.first() == Some(&b'-');
+        if negative {
+            i = 1;
+        }
+        let mut mantissa: u64 = 0;
+        let mut int_digits = 0usize;
+        while i < text.len() && text[i].is_ascii_digit() {
+            mantissa = push_digit(mantissa, text[i])?;
+            int_digits += 1;
+            i += 1;
+        }
+        if int_digits == 0 {
+            return Err(NumError::Syntax);
+        }
+        let mut frac_digits: i32 = 0;
+        if i < text.len() && text[i] == b'.' {
+            i += 1;
+            let start = i;
+            while i < text.len() && text[i].is_ascii_digit() {
+                mantissa = push_digit(mantissa, text[i])?;
+                i += 1;
+            }
+            if i == start {
+                return Err(NumError::Syntax);
+            }
+            frac_digits = (i - start) as i32;
+        }
+        let mut exp: i32 = 0;
+        if i < text.len() && (text[i] == b'e' || text[i] == b'E') {
+            i += 1;
+            let mut exp_neg = false;
+            if i < text.len() && (text[i] == b'+' || text[i] == b'-') {
+                exp_neg = text[i] == b'-';
+                i += 1;
+            }
+            let start = i;
+            while i < text.len() && text[i].is_ascii_digit() {
+                if exp > 1000 {
+                    return Err(NumError::Overflow);
+                }
+                exp = exp * 10 + i32::from(text[i] - b'0');
+                i += 1;
+            }
+            if i == start {
+                return Err(NumError::Syntax);
+            }
+            if exp_neg {
+                exp = -exp;
+            }
+        }
+        if i != text.len() {
+            return Err(NumError::Syntax);
+        }
+        let mut scale = frac_digits - exp;
+        if scale < 0 {
+            // A positive exponent beyond the written decimals: multiply it out.
+            let mul = pow10((-scale) as u32).ok_or(NumError::Overflow)?;
+            mantissa = mantissa.checked_mul(mul).ok_or(NumError::Overflow)?;
+            scale = 0;
+        }
+        if scale > i32::from(MAX_SCALE) {
+            return Err(NumError::Overflow);
+        }
+        Ok(Decimal {
+            mantissa,
+            scale: scale as u8,
+            negative,
+        })
+    }
+
+    /// Parses a decimal from a `str` (config values, CLI flags).
+    ///
+    /// # Errors
+    /// As [`Decimal::parse`].
+    pub fn parse_str(text: &str) -> Result<Decimal, NumError> {
+        Decimal::parse(text.as_bytes())
+    }
+
+    /// The value in integer units of 10^-precision, exactly.
+    ///
+    /// # Errors
+    /// [`NumError::Negative`] for a negative value, [`NumError::TooPrecise`] when the text has
+    /// non-zero digits beyond `precision`, [`NumError::Overflow`] when it does not fit.
+    pub fn to_units(self, precision: u8) -> Result<u64, NumError> {
+        if self.negative && self.mantissa != 0 {
+            return Err(NumError::Negative);
+        }
+        if self.scale <= precision {
+            let mul = pow10(u32::from(precision - self.scale)).ok_or(NumError::Overflow)?;
+            self.mantissa.checked_mul(mul).ok_or(NumError::Overflow)
+        } else {
+            let div = pow10(u32::from(self.scale - precision)).ok_or(NumError::TooPrecise)?;
+            if self.mantissa % div != 0 {
+                return Err(NumError::TooPrecise);
+            }
+            Ok(self.mantissa / div)
+        }
+    }
+
+    /// The value as `f64`, for display and derived signals only.
+    #[must_use]
+    pub fn to_f64(self) -> f64 {
+        let v = self.mantissa as f64 / 10f64.powi(i32::from(self.scale));
+        if self.negative { -v } else { v }
+    }
+}
+
+fn push_digit(acc: u64, digit: u8) -> Result<u64, NumError> {
+    acc.checked_mul(10)
+        .and_then(|v| v.checked_add(u64::from(digit - b'0')))
+        .ok_or(NumError::Overflow)
+}
+
+/// Writes `value / 10^precision` exactly, e.g. `(810115, 1)` → `81011.5`, `(5, 8)` → `0.00000005`.
+///
+/// # Errors
+/// Only what the underlying formatter returns.
+pub fn write_fixed(f: &mut dyn fmt::Write, value: i128, precision: u8) -> fmt::Result {
+    let neg = value < 0;
+    let abs = value.unsigned_abs();
+    if neg {
+        f.write_char('-')?;
+    }
+    if precision == 0 {
+        return write!(f, "{abs}");
+    }
+    let div = 10u128.pow(u32::from(precision));
+    write!(
+        f,
+        "{}.{:0width$}",
+        abs / div,
+        abs % div,
+        width = precision as usize
+    )
+}
+
+/// `Display` adapter for an integer amount with a precision.
+#[derive(Debug, Clone, Copy)]
+pub struct Fixed {
+    value: i128,
+    precision: u8,
+}
+
+impl Fixed {
+    /// Wraps `value` units of 10^-precision for printing.
+    #[must_use]
+    pub fn new(value: i128, precision: u8) -> Fixed {
+        Fixed { value, precision }
+    }
+}
+
+impl fmt::Display for Fixed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_fixed(f, self.value, self.precision)
+    }
+}
+
+impl Price {
+    /// Exact price from decimal text at `precision`.
+    ///
+    /// # Errors
+    /// As [`Decimal::to_units`]; zero is allowed here (callers that need a positive price check).
+    pub fn parse_checked(text: &[u8], precision: u8) -> Result<Price, NumError> {
+        let units = Decimal::parse(text)?.to_units(precision)?;
+        i64::try_from(units)
+            .map(Price)
+            .map_err(|_| NumError::Overflow)
+    }
+
+    /// For printing with the instrument's precision.
+    #[must_use]
+    pub fn show(self, precision: u8) -> Fixed {
+        Fixed::new(i128::from(self.0), precision)
+    }
+
+    /// This price with sub-unit resolution.
+    #[must_use]
+    pub fn fine(self) -> FinePrice {
+        FinePrice(i128::from(self.0) * FINE)
+    }
+
+    /// The value as `f64` (signals and display only).
+    #[must_use]
+    pub fn to_f64(self, precision: u8) -> f64 {
+        self.0 as f64 / 10f64.powi(i32::from(precision))
+    }
+}
+
+impl Qty {
+    /// Exact quantity from decimal text at `precision`.
+    ///
+    /// # Errors
+    /// As [`Decimal::to_units`].
+    pub fn parse_checked(text: &[u8], precision: u8) -> Result<Qty, NumError> {
+        Decimal::parse(text)?.to_units(precision).map(Qty)
+    }
+
+    /// For printing with the instrument's precision.
+    #[must_use]
+    pub fn show(self, precision: u8) -> Fixed {
+        Fixed::new(i128::from(self.0), precision)
+    }
+
+    /// The value as `f64` (signals and display only).
+    #[must_use]
+    pub fn to_f64(self, precision: u8) -> f64 {
+        self.0 as f64 / 10f64.powi(i32::from(precision))
+    }
+
+    /// `self - other`, never below zero.
+    #[must_use]
+    pub fn saturating_sub(self, other: Qty) -> Qty {
+        Qty(self.0.saturating_sub(other.0))
+    }
+}
+
+impl Cash {
+    /// The exact notional of `qty` at `price`.
+    #[must_use]
+    pub fn notional(price: Price, qty: Qty) -> Cash {
+        Cash(i128::from(price.0) * i128::from(qty.0))
+    }
+
+    /// `self × rate`, rounded up in magnitude (a fee estimate never undercharges).
+    #[must_use]
+    pub fn times_ppm_ceil(self, rate: Ppm) -> Cash {
+        let num = self.0 * i128::from(rate.0);
+        let den = i128::from(PPM_ONE);
+        Cash(div_ceil_signed(num, den))
+    }
+
+    /// For printing with `precision` (= price + qty precision).
+    #[must_use]
+    pub fn show(self, precision: u8) -> Fixed {
+        Fixed::new(self.0, precision)
+    }
+
+    /// The value as `f64` (display only).
+    #[must_use]
+    pub fn to_f64(self, precision: u8) -> f64 {
+        self.0 as f64 / 10f64.powi(i32::from(precision))
+    }
+
+    /// Exact cash amount from decimal text (balances, fees and costs from REST).
+    /// Digits beyond `precision` are rounded up in magnitude, so costs are never understated.
+    ///
+    /// # Errors
+    /// As [`Decimal::parse`].
+    pub fn parse_round_up(text: &[u8], precision: u8) -> Result<Cash, NumError> {
+        Ok(Cash::from_decimal_round_up(
+            Decimal::parse(text)?,
+            precision,
+        ))
+    }
+
+    /// A decimal as cash at `precision`, digits beyond it rounded up in magnitude.
+    #[must_use]
+    pub fn from_decimal_round_up(d: Decimal, precision: u8) -> Cash {
+        let m = i128::from(d.mantissa);
+        let v = if d.scale <= precision {
+            m * 10i128.pow(u32::from(precision - d.scale))
+        } else {
+            div_ceil_signed(m, 10i128.pow(u32::from(d.scale - precision)))
+        };
+        Cash(if d.negative { -v } else { v })
+    }
+}
+
+impl Ppm {
+    /// From basis points given as a float in config (`20` → 2000 ppm), rounded to the nearest ppm.
+    #[must_use]
+    pub fn from_bps(bps: f64) -> Ppm {
+        Ppm((bps * 100.0).round() as i64)
+    }
+
+    /// Back to basis points, for display.
+    #[must_use]
+    pub fn bps(self) -> f64 {
+        self.0 as f64 / 100.0
+    }
+}
+
+impl FinePrice {
+    /// `cash / qty` as a fine price: an average entry price.
+    #[must_use]
+    pub fn average(cost: Cash, qty: Qty) -> FinePrice {
+        if qty.0 == 0 {
+            return FinePrice(0);
+        }
+        FinePrice(cost.0 * FINE / i128::from(qty.0))
+    }
+
+    /// `self × (1 + rate)`, exact to the fine resolution (rounded toward zero).
+    #[must_use]
+    pub fn scale(self, rate: Ppm) -> FinePrice {
+        FinePrice(self.0 * i128::from(PPM_ONE + rate.0) / i128::from(PPM_ONE))
+    }
+
+    /// The largest tick-aligned price at or below this one (how a buy rounds: passive).
+    #[must_use]
+    pub fn floor_to_tick(self, tick: Price) -> Price {
+        let t = i128::from(tick.0.max(1)) * FINE;
+        Price((self.0.div_euclid(t) * t / FINE) as i64)
+    }
+
+    /// The smallest tick-aligned price at or above this one (how a sell rounds: passive).
+    #[must_use]
+    pub fn ceil_to_tick(self, tick: Price) -> Price {
+        let t = i128::from(tick.0.max(1)) * FINE;
+        let q = self.0.div_euclid(t) + i128::from(self.0.rem_euclid(t) != 0);
+        Price((q * t / FINE) as i64)
+    }
+
+    /// As `f64` in quote currency (signals and display only).
+    #[must_use]
+    pub fn to_f64(self, precision: u8) -> f64 {
+        self.0 as f64 / FINE as f64 / 10f64.powi(i32::from(precision))
+    }
+}
+
+/// Ceiling division that rounds away from zero for positive results and toward zero for
+/// negative ones (a fee on a negative amount is still an upper bound in magnitude).
+fn div_ceil_signed(num: i128, den: i128) -> i128 {
+    let q = num / den;
+    if num % den != 0 && ((num > 0) == (den > 0)) {
+        q + 1
+    } else {
+        q
+    }
+}
+
+/// Formats `value` (units at `value_dec` decimals) rescaled to `dec` decimals into `out` as the
+/// book-checksum token: the digits without point and without leading zeros (zero → nothing).
+/// Returns the number of bytes written. `dec <= value_dec` must hold; digits dropped by the
+/// rescale are zeros by construction (the value was parsed from text with `dec` decimals).
+#[must_use]
+pub fn checksum_digits(value: u64, value_dec: u8, dec: u8, out: &mut [u8]) -> usize {
+    let v = value / POW10[usize::from(value_dec.saturating_sub(dec))];
+    if v == 0 {
+        return 0;
+    }
+    let mut buf = itoa::Buffer::new();
+    let s = buf.format(v).as_bytes();
+    out[..s.len()].copy_from_slice(s);
+    s.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_keeps_written_scale() {
+        let d = Decimal::parse(b"0.00123440").unwrap();
+        assert_eq!((d.mantissa, d.scale), (123_440, 8));
+        assert_eq!(d.to_units(8), Ok(123_440));
+        assert_eq!(Decimal::parse(b"1E-8").unwrap().to_units(8), Ok(1));
+        assert_eq!(Decimal::parse(b"2.5e2").unwrap().to_units(0), Ok(250));
+        assert_eq!(Decimal::parse(b"81011.5").unwrap().to_units(1), Ok(810_115));
+        assert_eq!(Decimal::parse(b"4.0").unwrap().to_units(8), Ok(400_000_000));
+    }
+
+    #[test]
+    fn decimal_rejects_bad_text_and_inexact_values() {
+        for bad in [
+            &b""[..],
+            b"-",
+            b"1.",
+            b".5",
+            b"1e",
+            b"1x",
+            b"--1",
+            b"0x10",
+            b"1.2.3",
+        ] {
+            assert_eq!(Decimal::parse(bad), Err(NumError::Syntax), "{bad:?}");
+        }
+        assert_eq!(
+            Decimal::parse(b"123456789012345678901234"),
+            Err(NumError::Overflow)
+        );
+        assert_eq!(
+            Decimal::parse(b"0.123").unwrap().to_units(2),
+            Err(NumError::TooPrecise)
+        );
+        assert_eq!(Decimal::parse(b"0.120").unwrap().to_units(2), Ok(12));
+        assert_eq!(
+            Decimal::parse(b"-1.5").unwrap().to_units(1),
+            Err(NumError::Negative)
+        );
+    }
+
+    #[test]
+    fn fixed_formats_back_exactly() {
+        assert_eq!(Price(810_115).show(1).to_string(), "81011.5");
+        assert_eq!(Qty(5).show(8).to_string(), "0.00000005");
+        assert_eq!(Cash(-1_500).show(3).to_string(), "-1.500");
+        assert_eq!(Qty(7).show(0).to_string(), "7");
+    }
+
+    #[test]
+    fn tick_rounding_is_passive() {
+        let tick = Price(5); // e.g. 0.05 at precision 2
+        let p = FinePrice(1_234 * FINE + 1);
+        assert_eq!(p.floor_to_tick(tick), Price(1_230));
+        assert_eq!(p.ceil_to_tick(tick), Price(1_235));
+        let exact = FinePrice(1_235 * FINE);
+        assert_eq!(exact.floor_to_tick(tick), Price(1_235));
+        assert_eq!(exact.ceil_to_tick(tick), Price(1_235));
+    }
+
+    #[test]
+    fn fees_round_up() {
+        // 16 bps of 1 unit of cash is 0.0016 → 1 unit.
+        assert_eq!(Cash(1).times_ppm_ceil(Ppm(1_600)), Cash(1));
+        assert_eq!(Cash(10_000).times_ppm_ceil(Ppm(1_600)), Cash(16));
+        assert_eq!(Cash::parse_round_up(b"0.123456", 5), Ok(Cash(12_346)));
+        assert_eq!(Cash::parse_round_up(b"12.5", 5), Ok(Cash(1_250_000)));
+    }
+
+    #[test]
+    fn checksum_digits_strip_point_and_leading_zeros() {
+        let mut out = [0u8; 32];
+        let n = checksum_digits(100_000, 8, 8, &mut out);
+        assert_eq!(&out[..n], b"100000");
+        // 0.010 at price precision 3 stays "10" (not "1").
+        let n = checksum_digits(10, 3, 3, &mut out);
+        assert_eq!(&out[..n], b"10");
+        // Internal precision 10, written with 1 decimal: 4.0 → "40".
+        let n = checksum_digits(40_000_000_000, 10, 1, &mut out);
+        assert_eq!(&out[..n], b"40");
+        assert_eq!(checksum_digits(0, 8, 8, &mut out), 0);
+    }
+}

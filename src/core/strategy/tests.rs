@@ -1,0 +1,1 @@
+//! Strategy rule tests.

@@ -1,0 +1,147 @@
+//! Timestamps: nanoseconds since the Unix epoch as `i64`, and RFC 3339 text.
+//!
+//! The core never reads a clock; every event carries a caller-supplied `Nanos`. Kraken's
+//! exchange timestamps (`"2026-08-16T23:37:05.723653Z"`) are parsed without allocation.
+
+/// Nanoseconds since the Unix epoch (or since any fixed origin for monotonic clocks).
+pub type Nanos = i64;
+
+/// One millisecond in [`Nanos`].
+pub const MS: Nanos = 1_000_000;
+/// One second in [`Nanos`].
+pub const SEC: Nanos = 1_000_000_000;
+
+/// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date for days since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn digits(s: &[u8], from: usize, n: usize) -> Option<i64> {
+    let part = s.get(from..from + n)?;
+    let mut v = 0i64;
+    for &b in part {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(b - b'0');
+    }
+    Some(v)
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` into nanoseconds since the epoch.
+/// Returns `None` for anything else (the caller counts it; a bad exchange timestamp is not fatal).
+#[must_use]
+pub fn parse_rfc3339(s: &[u8]) -> Option<Nanos> {
+    if s.len() < 20 || s[4] != b'-' || s[7] != b'-' || !matches!(s[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if s[13] != b':' || s[16] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (digits(s, 0, 4)?, digits(s, 5, 2)?, digits(s, 8, 2)?);
+    let (h, mi, se) = (digits(s, 11, 2)?, digits(s, 14, 2)?, digits(s, 17, 2)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut frac_ns = 0i64;
+    if s.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < s.len() && s[i].is_ascii_digit() {
+            if i - start < 9 {
+                frac_ns = frac_ns * 10 + i64::from(s[i] - b'0');
+            }
+            i += 1;
+        }
+        let n = i - start;
+        if n == 0 {
+            return None;
+        }
+        for _ in n..9 {
+            frac_ns *= 10;
+        }
+    }
+    let offset_s = match s.get(i)? {
+        b'Z' | b'z' if i + 1 == s.len() => 0,
+        sign @ (b'+' | b'-') if i + 6 == s.len() && s[i + 3] == b':' => {
+            let off = digits(s, i + 1, 2)? * 3600 + digits(s, i + 4, 2)? * 60;
+            if *sign == b'+' { off } else { -off }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, mo, d);
+    let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_s;
+    secs.checked_mul(SEC)?.checked_add(frac_ns)
+}
+
+/// Formats nanoseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (microseconds, as
+/// Kraken writes them). Allocates; for tools and the simulator, not the hot path.
+#[must_use]
+pub fn format_rfc3339(ns: Nanos) -> String {
+    let secs = ns.div_euclid(SEC);
+    let micros = ns.rem_euclid(SEC) / 1_000;
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kraken_timestamps() {
+        let ns = parse_rfc3339(b"2026-08-16T23:37:05.723653Z").unwrap();
+        assert_eq!(format_rfc3339(ns), "2026-08-16T23:37:05.723653Z");
+        assert_eq!(parse_rfc3339(b"1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339(b"1970-01-01T01:00:00+01:00"),
+            Some(0),
+            "offsets are applied"
+        );
+        assert_eq!(
+            parse_rfc3339(b"2023-09-21T15:49:29Z"),
+            Some(1_695_311_369 * SEC)
+        );
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for bad in [
+            &b""[..],
+            b"2026-13-01T00:00:00Z",
+            b"2026-08-16 23:37:05",
+            b"2026-08-16T23:37:05.Z",
+            b"2026-08-16T23:37:05Zjunk",
+            b"yyyy-08-16T23:37:05Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Reading recorded feeds: the files `verify-feed` and replay take.
+//!
+//! Three shapes are accepted, detected automatically:
+//!
+//! 1. **Raw lines**: one Kraken WS v2 JSON message per line.
+//! 2. **Recorder lines** (WildBot's recorder, and DepthCharge's captures, which use the same
+//!    shape): an optional metadata header line, then one object per line,
+//!    `{"rx_ns": <receive time, ns>, ["dir": "tx",] "frame": <the frame exactly as received>}`.
+//!    `dir: "tx"` lines are what we sent and are skipped. A frame that was not valid JSON is
+//!    stored as a JSON string instead of an object; it is unescaped here.
+//! 3. **python-kraken-sdk fixture**: one JSON document `{"init": <snapshot>, "updates": [...]}`.
+//!
+//! Frames are handed out as the exact bytes of the file (number text untouched), so checksums
+//! can be verified "as written".
+
+use crate::core::json::{Cursor, Kind};
+
+/// One frame from a feed file.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// 1-based line number (message number for the fixture format).
+    pub line: usize,
+    /// Receive time, when the file has one.
+    pub rx_ns: Option<i64>,
+    /// The frame text.
+    pub frame: &'a [u8],
+}
+
+/// What was skipped while reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Blank lines.
+    pub blank: u64,
+    /// Metadata header lines.
+    pub header: u64,
+    /// Frames we sent (`dir: "tx"`).
+    pub sent: u64,
+    /// Recorder lines that could not be read (torn last line, garbage).
+    pub bad_lines: u64,
+}
+
+/// Keys that can start a Kraken message; a first line starting otherwise is a header.
+const KRAKEN_KEYS: [&[u8]; 11] = [
+    b"channel",
+    b"method",
+    b"type",
+    b"data",
+    b"error",
+    b"success",
+    b"result",
+    b"req_id",
+    b"time_in",
+    b"time_out",
+    b"symbol",
+];
+
+/// Calls `f` for every received frame in `data`.
+///
+/// # Errors
+/// Only for the fixture format when the document is not valid JSON of that shape.
+pub fn for_each_record(data: &[u8], mut f: impl FnMut(Record<'_>)) -> Result<Skipped, String> {
+    if looks_like_fixture(data) {
+        return read_fixture(data, f);
+    }
+    let mut skipped = Skipped::default();
+    let mut unescaped = String::new();
+    for (i, raw_line) in data.split(|&b| b == b'\n').enumerate() {
+        let line = trim(raw_line);
+        let no = i + 1;
+        if line.is_empty() {
+            skipped.blank += 1;
+            continue;
+        }
+        match first_key(line) {
+            Some(k) if k == b"rx_ns" || k == b"frame" || k == b"dir" => {
+                match read_wrapped(line, &mut unescaped) {
+                    Some(Wrapped::Received { rx_ns, frame }) => f(Record {
+                        line: no,
+                        rx_ns,
+                        frame,
+                    }),
+                    Some(Wrapped::Unescaped { rx_ns }) => f(Record {
+                        line: no,
+                        rx_ns,
+                        frame: unescaped.as_bytes(),
+                    }),
+                    Some(Wrapped::Sent) => skipped.sent += 1,
+                    None => skipped.bad_lines += 1,
+                }
+            }
+            Some(k) if no == 1 && !KRAKEN_KEYS.contains(&k) => skipped.header += 1,
+            _ => f(Record {
+                line: no,
+                rx_ns: None,
+                frame: line,
+            }),
+        }
+    }
+    Ok(skipped)
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s
+        && first.is_ascii_whitespace()
+    {
+        s = rest;
+    }
+    while let [rest @ .., last] = s
+        && last.is_ascii_whitespace()
+    {
+        s = rest;
+    }
+    s
+}
+
+fn first_key(line: &[u8]) -> Option<&[u8]> {
+    let mut c = Cursor::new(line);
+    c.begin_object().ok()?;
+    let mut first = true;
+    c.next_key(&mut first).ok().flatten()
+}
+
+enum Wrapped<'a> {
+    Received { rx_ns: Option<i64>, frame: &'a [u8] },
+    Unescaped { rx_ns: Option<i64> },
+    Sent,
+}
+
+fn read_wrapped<'a>(line: &'a [u8], unescaped: &mut String) -> Option<Wrapped<'a>> {
+    let mut c = Cursor::new(line);
+    c.begin_object().ok()?;
+    let mut first = true;
+    let (mut rx_ns, mut frame, mut frame_is_string, mut sent) = (None, None, false, false);
+    while let Some(key) = c.next_key(&mut first).ok()? {
+        match key {
+            b"rx_ns" => {
+                let n = c.number().ok()?;
+                rx_ns = std::str::from_utf8(n).ok()?.parse::<i64>().ok();
+            }
+            b"dir" => sent = c.string().ok()? == b"tx",
+            b"frame" => {
+                frame_is_string = c.peek_kind().ok()? == Kind::String;
+                frame = Some(c.value_span().ok()?);
+            }
+            _ => c.skip_value().ok()?,
+        }
+    }
+    c.end().ok()?;
+    if sent {
+        return Some(Wrapped::Sent);
+    }
+    let frame = frame?;
+    if frame_is_string {
+        *unescaped = serde_json::from_slice::<String>(frame).ok()?;
+        return Some(Wrapped::Unescaped { rx_ns });
+    }
+    Some(Wrapped::Received { rx_ns, frame })
+}
+
+fn looks_like_fixture(data: &[u8]) -> bool {
+    let head = trim(&data[..data.len().min(256)]);
+    if !head.starts_with(b"{") {
+        return false;
+    }
+    // A multi-line JSON document whose first key is "init".
+    let first_line = data.split(|&b| b == b'\n').next().unwrap_or(b"");
+    let mut c = Cursor::new(trim(first_line));
+    if c.skip_value().is_ok() {
+        return false; // the first line is a complete message: a line-oriented file
+    }
+    let start = data.iter().position(|&b| b == b'"').unwrap_or(0);
+    data[start..].starts_with(b"\"init\"")
+}
+
+fn read_fixture(data: &[u8], mut f: impl FnMut(Record<'_>)) -> Result<Skipped, String> {
+    #[derive(serde::Deserialize)]
+    struct Fixture<'a> {
+        #[serde(borrow)]
+        init: &'a serde_json::value::RawValue,
+        #[serde(borrow)]
+        updates: Vec<&'a serde_json::value::RawValue>,
+    }
+    let fx: Fixture<'_> = serde_json::from_slice(data)
+        .map_err(|e| format!("not a python-kraken-sdk fixture: {e}"))?;
+    // Pretty-printed messages: compact them so they are single frames (numbers keep their text).
+    let mut buf = Vec::new();
+    for (i, raw) in std::iter::once(fx.init).chain(fx.updates).enumerate() {
+        buf.clear();
+        compact(raw.get().as_bytes(), &mut buf);
+        f(Record {
+            line: i + 1,
+            rx_ns: None,
+            frame: &buf,
+        });
+    }
+    Ok(Skipped::default())
+}
+
+/// Removes insignificant whitespace from JSON text without touching strings or numbers.
+fn compact(src: &[u8], out: &mut Vec<u8>) {
+    let mut in_str = false;
+    let mut esc = false;
+    for &b in src {
+        if in_str {
+            out.push(b);
+            if esc {
+                esc = false;
+            } else if b == b'\\' {
+                esc = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+        } else if b == b'"' {
+            in_str = true;
+            out.push(b);
+        } else if !b.is_ascii_whitespace() {
+            out.push(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(data: &str) -> (Vec<(usize, Option<i64>, String)>, Skipped) {
+        let mut v = Vec::new();
+        let s = for_each_record(data.as_bytes(), |r| {
+            v.push((
+                r.line,
+                r.rx_ns,
+                String::from_utf8_lossy(r.frame).into_owned(),
+            ));
+        })
+        .unwrap();
+        (v, s)
+    }
+
+    #[test]
+    fn raw_lines() {
+        let (v, s) = collect("{\"channel\":\"heartbeat\"}\n\n{\"method\":\"pong\"}\n");
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].0, 3);
+        assert_eq!(s.blank, 2);
+    }
+
+    #[test]
+    fn recorder_lines_with_header_sent_string_and_torn_line() {
+        let data = concat!(
+            "{\"captured_at\":\"x\",\"depth\":25}\n",
+            "{\"rx_ns\": 5, \"dir\": \"tx\", \"frame\": {\"method\":\"subscribe\"}}\n",
+            "{\"rx_ns\": 6, \"frame\": {\"channel\":\"book\",\"data\":[{\"price\":0.0280}]}}\n",
+            "{\"rx_ns\": 7, \"frame\": \"{\\\"chan\"}\n",
+            "{\"rx_ns\": 8, \"fra",
+        );
+        let (v, s) = collect(data);
+        assert_eq!(
+            v[0],
+            (
+                3,
+                Some(6),
+                "{\"channel\":\"book\",\"data\":[{\"price\":0.0280}]}".to_string()
+            )
+        );
+        assert_eq!(v[1], (4, Some(7), "{\"chan".to_string()));
+        assert_eq!((s.header, s.sent, s.bad_lines), (1, 1, 1));
+    }
+
+    #[test]
+    fn fixture_document() {
+        let data =
+            "{\n  \"init\": {\"a\": 1.50},\n  \"updates\": [ {\"b\" : \"x y\"}, {\"c\": 2} ]\n}\n";
+        let (v, _) = collect(data);
+        let frames: Vec<_> = v.iter().map(|r| r.2.as_str()).collect();
+        assert_eq!(frames, vec!["{\"a\":1.50}", "{\"b\":\"x y\"}", "{\"c\":2}"]);
+    }
+}

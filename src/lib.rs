@@ -1,0 +1,18 @@
+//! WildBot: a low-latency market-making bot for Kraken.
+//!
+//! The key design choice: the trading logic ([`core`]) is a pure function of timestamped
+//! events. It parses Kraken's WebSocket v2 frames, keeps a checksummed L2 book, computes
+//! signals, applies the strategy and risk rules and books fills, and it hands back *intents*
+//! (place, cancel, resubscribe, alert) instead of doing anything itself. Threads around it own
+//! all I/O. Live trading, paper trading, replay and benchmarks therefore run the same code, and
+//! every rule can be proven offline before it touches money.
+
+#![warn(missing_docs)]
+
+pub mod alloc;
+pub mod bench;
+pub mod config;
+pub mod core;
+pub mod feedfile;
+pub mod synth;
+pub mod verify;

@@ -1,0 +1,433 @@
+//! A seeded synthetic BTC/USD market that speaks Kraken WS v2.
+//!
+//! A random walk with volatility regimes (calm / active / wild) moves a fair price; a deep
+//! "true" book follows it, with random size changes, level inserts and deletes; public trades
+//! consume the touch. Each step is published as Kraken publishes it: a `book` update holding
+//! only the changed levels of the subscribed depth (levels pushed out of scope are not
+//! deleted, levels that enter scope after a delete are sent), with the CRC32 checksum of the
+//! resulting book, or a `trade` message. Numbers are written with the instrument's decimals,
+//! trailing zeros included, like the live feed.
+//!
+//! The same seed gives byte-identical frames. Used by `wildbot bench`, the tests, and the
+//! Kraken simulator.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::core::book::{Book, ChecksumFormat};
+use crate::core::money::{Price, Qty};
+use crate::core::parse::{BookHeader, RawLevel};
+use crate::core::time::{Nanos, format_rfc3339};
+
+/// Settings of the synthetic market.
+#[derive(Debug, Clone)]
+pub struct SynthConfig {
+    /// RNG seed.
+    pub seed: u64,
+    /// WS symbol.
+    pub symbol: String,
+    /// Published depth.
+    pub depth: u16,
+    /// Price decimals.
+    pub price_precision: u8,
+    /// Quantity decimals.
+    pub qty_precision: u8,
+    /// Starting fair price in price units (600000.0 → 60000.0 USD at precision 1).
+    pub start_price: i64,
+    /// Timestamp of the first frame.
+    pub start_ns: Nanos,
+    /// Mean time between frames.
+    pub mean_step_ns: Nanos,
+    /// Probability that a step is a trade rather than a book change.
+    pub trade_probability: f64,
+}
+
+impl Default for SynthConfig {
+    fn default() -> SynthConfig {
+        SynthConfig {
+            seed: 42,
+            symbol: "BTC/USD".into(),
+            depth: 10,
+            price_precision: 1,
+            qty_precision: 8,
+            start_price: 600_000,
+            // 2026-01-01T00:00:00Z
+            start_ns: 1_767_225_600_000_000_000,
+            mean_step_ns: 10_000_000,
+            trade_probability: 0.15,
+        }
+    }
+}
+
+/// Volatility regimes: per-step standard deviation of the fair price in bps.
+const REGIMES: [f64; 3] = [0.05, 0.25, 0.6];
+
+/// The synthetic market.
+#[derive(Debug)]
+pub struct SynthMarket {
+    cfg: SynthConfig,
+    rng: ChaCha8Rng,
+    fair: f64,
+    regime: usize,
+    bids: BTreeMap<i64, u64>,
+    asks: BTreeMap<i64, u64>,
+    mirror: Book,
+    now: Nanos,
+    trade_id: u64,
+    pending: Option<String>,
+}
+
+impl SynthMarket {
+    /// A market at `cfg.start_price` with a full book.
+    #[must_use]
+    pub fn new(cfg: SynthConfig) -> SynthMarket {
+        let mut m = SynthMarket {
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            fair: cfg.start_price as f64,
+            regime: 1,
+            bids: BTreeMap::new(),
+            asks: BTreeMap::new(),
+            mirror: Book::new(
+                cfg.depth,
+                cfg.price_precision,
+                cfg.qty_precision,
+                ChecksumFormat::precision(cfg.price_precision, cfg.qty_precision),
+            ),
+            now: cfg.start_ns,
+            trade_id: 1,
+            pending: None,
+            cfg,
+        };
+        m.refill();
+        m
+    }
+
+    /// Current time of the market.
+    #[must_use]
+    pub fn now(&self) -> Nanos {
+        self.now
+    }
+
+    /// The subscribed-depth view of the true book as a snapshot frame; also resets the
+    /// mirror used for checksums.
+    pub fn snapshot_frame(&mut self) -> String {
+        let bids: Vec<(i64, u64)> = self
+            .bids
+            .iter()
+            .rev()
+            .take(self.depth())
+            .map(|(p, q)| (*p, *q))
+            .collect();
+        let asks: Vec<(i64, u64)> = self
+            .asks
+            .iter()
+            .take(self.depth())
+            .map(|(p, q)| (*p, *q))
+            .collect();
+        let raw = |v: &[(i64, u64)]| v.iter().map(|&(p, q)| self.raw(p, q)).collect::<Vec<_>>();
+        let header = BookHeader {
+            snapshot: true,
+            checksum: None,
+            exchange_ts: None,
+        };
+        let _ = self.mirror.apply(&header, &raw(&bids), &raw(&asks));
+        let checksum = self.mirror.checksum();
+        self.book_frame("snapshot", &bids, &asks, checksum)
+    }
+
+    /// The next frame (book update or trade) and its timestamp.
+    pub fn next_frame(&mut self) -> (Nanos, String) {
+        if let Some(f) = self.pending.take() {
+            return (self.now, f);
+        }
+        let jitter: f64 = self.rng.random_range(0.2..1.8);
+        self.now += (self.cfg.mean_step_ns as f64 * jitter) as Nanos;
+        if self.rng.random_bool(self.cfg.trade_probability) {
+            let (trade, update) = self.trade_step();
+            self.pending = update;
+            return (self.now, trade);
+        }
+        let before = self.view();
+        self.walk();
+        (self.now, self.publish(&before))
+    }
+
+    fn depth(&self) -> usize {
+        usize::from(self.cfg.depth)
+    }
+
+    fn raw(&self, p: i64, q: u64) -> RawLevel {
+        RawLevel {
+            price: Price(p),
+            qty: Qty(q),
+            price_dec: self.cfg.price_precision,
+            qty_dec: self.cfg.qty_precision,
+        }
+    }
+
+    fn random_qty(&mut self) -> u64 {
+        // 0.0001 .. ~2.5 BTC, skewed small.
+        let lots_per_unit = 10u64.pow(u32::from(self.cfg.qty_precision));
+        let x: f64 = self.rng.random_range(0.0f64..1.0);
+        ((x * x * x * 2.5 + 0.0001) * lots_per_unit as f64) as u64
+    }
+
+    /// Moves the fair price and reshapes the book around it.
+    fn walk(&mut self) {
+        if self.rng.random_bool(0.002) {
+            self.regime = self.rng.random_range(0..REGIMES.len());
+        }
+        // Sum of uniforms: cheap, bounded, roughly normal.
+        let z: f64 = (0..4)
+            .map(|_| self.rng.random_range(-1.0f64..1.0))
+            .sum::<f64>()
+            * 0.866;
+        let drift = (self.cfg.start_price as f64 - self.fair) * 1e-5; // keep it in range
+        self.fair *= 1.0 + z * REGIMES[self.regime] / 10_000.0;
+        self.fair += drift;
+        let spread: i64 = self.rng.random_range(1..=4);
+        let best_bid = (self.fair - spread as f64 / 2.0).floor() as i64;
+        let best_ask = best_bid + spread;
+        // Levels the fair price moved through are gone.
+        self.bids.retain(|p, _| *p <= best_bid);
+        self.asks.retain(|p, _| *p >= best_ask);
+        if !self.bids.contains_key(&best_bid) {
+            let q = self.random_qty();
+            self.bids.insert(best_bid, q);
+        }
+        if !self.asks.contains_key(&best_ask) {
+            let q = self.random_qty();
+            self.asks.insert(best_ask, q);
+        }
+        // A few random size changes, deletes and inserts within the visible depth.
+        for _ in 0..self.rng.random_range(0..3) {
+            let is_bid = self.rng.random_bool(0.5);
+            let offset: i64 = self.rng.random_range(0..(self.cfg.depth as i64 * 2));
+            let price = if is_bid {
+                best_bid - offset
+            } else {
+                best_ask + offset
+            };
+            let del = self.rng.random_bool(0.3) && offset > 0;
+            let q = self.random_qty();
+            let side = if is_bid {
+                &mut self.bids
+            } else {
+                &mut self.asks
+            };
+            if del {
+                side.remove(&price);
+            } else {
+                side.insert(price, q);
+            }
+        }
+        self.refill();
+    }
+
+    /// Keeps the true book deeper than what is published.
+    fn refill(&mut self) {
+        let want = self.depth() + 10;
+        let fair = self.fair as i64;
+        while self.bids.len() < want {
+            let worst = self.bids.keys().next().copied().unwrap_or(fair);
+            let gap = self.rng.random_range(1..=3);
+            let q = self.random_qty();
+            self.bids.insert(worst - gap, q);
+        }
+        while self.asks.len() < want {
+            let worst = self.asks.keys().next_back().copied().unwrap_or(fair + 1);
+            let gap = self.rng.random_range(1..=3);
+            let q = self.random_qty();
+            self.asks.insert(worst + gap, q);
+        }
+    }
+
+    fn view(&self) -> (Vec<(i64, u64)>, Vec<(i64, u64)>) {
+        (
+            self.bids
+                .iter()
+                .rev()
+                .take(self.depth())
+                .map(|(p, q)| (*p, *q))
+                .collect(),
+            self.asks
+                .iter()
+                .take(self.depth())
+                .map(|(p, q)| (*p, *q))
+                .collect(),
+        )
+    }
+
+    /// The update that turns the published view `before` into the current one.
+    fn publish(&mut self, before: &(Vec<(i64, u64)>, Vec<(i64, u64)>)) -> String {
+        let after = self.view();
+        let diff = |old: &[(i64, u64)], new: &[(i64, u64)], truth: &BTreeMap<i64, u64>| {
+            let mut out = Vec::new();
+            for &(p, q) in new {
+                if !old.contains(&(p, q)) {
+                    out.push((p, q));
+                }
+            }
+            for &(p, _) in old {
+                // Deleted for real: say so. Merely out of scope: the client truncates.
+                if !new.iter().any(|&(np, _)| np == p) && !truth.contains_key(&p) {
+                    out.push((p, 0));
+                }
+            }
+            out
+        };
+        let bids = diff(&before.0, &after.0, &self.bids);
+        let asks = diff(&before.1, &after.1, &self.asks);
+        let header = BookHeader {
+            snapshot: false,
+            checksum: None,
+            exchange_ts: None,
+        };
+        let rb: Vec<_> = bids.iter().map(|&(p, q)| self.raw(p, q)).collect();
+        let ra: Vec<_> = asks.iter().map(|&(p, q)| self.raw(p, q)).collect();
+        let _ = self.mirror.apply(&header, &rb, &ra);
+        let checksum = self.mirror.checksum();
+        self.book_frame("update", &bids, &asks, checksum)
+    }
+
+    /// A taker trade at the touch and the book update it causes.
+    fn trade_step(&mut self) -> (String, Option<String>) {
+        let before = self.view();
+        let buy = self.rng.random_bool(0.5);
+        let side = if buy { &mut self.asks } else { &mut self.bids };
+        let (price, avail) = if buy {
+            side.iter().next().map(|(p, q)| (*p, *q)).unwrap_or((0, 0))
+        } else {
+            side.iter()
+                .next_back()
+                .map(|(p, q)| (*p, *q))
+                .unwrap_or((0, 0))
+        };
+        let take = (avail as f64 * self.rng.random_range(0.1f64..1.0)).max(1.0) as u64;
+        let take = take.min(avail);
+        let side = if buy { &mut self.asks } else { &mut self.bids };
+        if take >= avail {
+            side.remove(&price);
+        } else {
+            side.insert(price, avail - take);
+        }
+        self.refill();
+        let id = self.trade_id;
+        self.trade_id += 1;
+        let mut s = String::with_capacity(220);
+        let _ = write!(
+            s,
+            r#"{{"channel":"trade","type":"update","data":[{{"symbol":"{}","side":"{}","price":{},"qty":{},"ord_type":"market","trade_id":{},"timestamp":"{}"}}]}}"#,
+            self.cfg.symbol,
+            if buy { "buy" } else { "sell" },
+            Price(price).show(self.cfg.price_precision),
+            Qty(take).show(self.cfg.qty_precision),
+            id,
+            format_rfc3339(self.now)
+        );
+        let update = self.publish(&before);
+        (s, Some(update))
+    }
+
+    fn book_frame(
+        &self,
+        typ: &str,
+        bids: &[(i64, u64)],
+        asks: &[(i64, u64)],
+        checksum: u32,
+    ) -> String {
+        let mut s = String::with_capacity(128 + 48 * (bids.len() + asks.len()));
+        let _ = write!(
+            s,
+            r#"{{"channel":"book","type":"{typ}","data":[{{"symbol":"{}","bids":["#,
+            self.cfg.symbol
+        );
+        self.levels(&mut s, bids);
+        s.push_str(r#"],"asks":["#);
+        self.levels(&mut s, asks);
+        let _ = write!(
+            s,
+            r#"],"checksum":{checksum},"timestamp":"{}"}}]}}"#,
+            format_rfc3339(self.now)
+        );
+        s
+    }
+
+    fn levels(&self, s: &mut String, v: &[(i64, u64)]) {
+        for (i, &(p, q)) in v.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            let _ = write!(
+                s,
+                r#"{{"price":{},"qty":{}}}"#,
+                Price(p).show(self.cfg.price_precision),
+                Qty(q).show(self.cfg.qty_precision)
+            );
+        }
+    }
+}
+
+/// `n` frames (after a snapshot) with their timestamps: the snapshot first.
+#[must_use]
+pub fn generate(cfg: SynthConfig, n: usize) -> Vec<(Nanos, String)> {
+    let mut m = SynthMarket::new(cfg);
+    let mut out = Vec::with_capacity(n + 1);
+    let t = m.now();
+    out.push((t, m.snapshot_frame()));
+    for _ in 0..n {
+        out.push(m.next_frame());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::parse::{Message, Parser};
+
+    #[test]
+    fn same_seed_same_bytes() {
+        let a = generate(SynthConfig::default(), 2_000);
+        let b = generate(SynthConfig::default(), 2_000);
+        assert_eq!(a, b);
+        let c = generate(
+            SynthConfig {
+                seed: 7,
+                ..SynthConfig::default()
+            },
+            2_000,
+        );
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn every_checksum_verifies_with_an_independent_book() {
+        let frames = generate(
+            SynthConfig {
+                depth: 25,
+                ..SynthConfig::default()
+            },
+            20_000,
+        );
+        let mut p = Parser::new("BTC/USD", 1, 8);
+        let mut book = Book::new(25, 1, 8, ChecksumFormat::AS_WRITTEN);
+        let (mut checked, mut trades) = (0, 0);
+        for (_, f) in &frames {
+            match p.parse(f.as_bytes()).unwrap() {
+                Message::Book(h) => {
+                    book.apply(&h, p.bids(), p.asks()).unwrap();
+                    assert_eq!(book.bids().len(), 25);
+                    assert_eq!(book.asks().len(), 25);
+                    checked += 1;
+                }
+                Message::Trades(_) => trades += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(checked > 15_000 && trades > 2_000, "{checked} {trades}");
+    }
+}
