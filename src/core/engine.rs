@@ -381,6 +381,9 @@ impl Core {
 
     /// Applies what the paper venue produced (acks, rejects, fills).
     fn drain_paper<S: IntentSink>(&mut self, now: Nanos, out: &mut S) {
+        if self.paper.as_ref().is_none_or(|p| p.events().is_empty()) {
+            return; // the common case: nothing happened at the venue
+        }
         let mut buf = [None; MAX_PAPER_EVENTS * 2];
         let n = match &mut self.paper {
             Some(p) => {

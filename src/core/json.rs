@@ -7,6 +7,8 @@
 //! limit ([`MAX_DEPTH`]), so a hostile frame (deeply nested arrays, truncated text, stray bytes)
 //! is a typed error, never a panic or a stack overflow.
 
+use crate::core::money::{Decimal, NumError};
+
 /// Deepest nesting accepted anywhere in a frame. Kraken's deepest frame is 4 levels.
 pub const MAX_DEPTH: u32 = 64;
 
@@ -181,6 +183,23 @@ impl<'a> Cursor<'a> {
     pub fn string(&mut self) -> Result<&'a [u8], JsonError> {
         self.expect(b'"')?;
         let start = self.pos;
+        // Fast path: no escape and no control character before the closing quote (every key
+        // and symbol Kraken sends).
+        let rest = &self.buf[start..];
+        if let Some(i) = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            && rest[i] == b'"'
+        {
+            self.pos = start + i + 1;
+            return Ok(&rest[..i]);
+        }
+        self.string_slow(start)
+    }
+
+    /// Strings with escapes (or errors): validated byte by byte.
+    #[cold]
+    fn string_slow(&mut self, start: usize) -> Result<&'a [u8], JsonError> {
         loop {
             let Some(&b) = self.buf.get(self.pos) else {
                 return Err(JsonError::Eof(self.pos));
@@ -216,6 +235,24 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Consumes `lit` if the input continues with exactly those bytes (no whitespace
+    /// skipping); used for fast paths over the exact shapes Kraken sends.
+    #[inline]
+    pub fn eat(&mut self, lit: &[u8]) -> bool {
+        if self.buf[self.pos..].starts_with(lit) {
+            self.pos += lit.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Moves back to an earlier position (to retry a fast path the slow way).
+    #[inline]
+    pub fn rewind(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
     /// Reads a number and returns its raw text (for exact decimal parsing).
     ///
     /// # Errors
@@ -235,6 +272,28 @@ impl<'a> Cursor<'a> {
             return Err(self.unexpected_or_eof());
         }
         Ok(&self.buf[start..self.pos])
+    }
+
+    /// Reads a number exactly, in one pass. A string holding a number is accepted too
+    /// (Kraken documents both for prices). JSON errors (end of input, not a number at all)
+    /// come back as `Err(Err(JsonError))`; a malformed or out-of-range number as
+    /// `Err(Ok(NumError))`.
+    ///
+    /// # Errors
+    /// As described.
+    #[inline]
+    pub fn decimal(&mut self) -> Result<Decimal, Result<NumError, JsonError>> {
+        let b = self.peek_byte().map_err(Err)?;
+        if b == b'"' {
+            let s = self.string().map_err(Err)?;
+            return Decimal::parse(s).map_err(Ok);
+        }
+        if b != b'-' && !b.is_ascii_digit() {
+            return Err(Err(JsonError::Unexpected(self.pos)));
+        }
+        let (d, n) = Decimal::parse_prefix(&self.buf[self.pos..]).map_err(Ok)?;
+        self.pos += n;
+        Ok(d)
     }
 
     /// Reads a number or a string holding a number (Kraken documents both for prices) and

@@ -113,27 +113,47 @@ impl Decimal {
     /// [`NumError::Syntax`] for anything that is not a number, [`NumError::Overflow`] when the
     /// digits do not fit a `u64` mantissa or the scale exceeds [`MAX_SCALE`].
     pub fn parse(text: &[u8]) -> Result<Decimal, NumError> {
+        match Decimal::parse_prefix(text)? {
+            (d, n) if n == text.len() => Ok(d),
+            _ => Err(NumError::Syntax),
+        }
+    }
+
+    /// Parses the number at the start of `text` in one pass and returns it with the number of
+    /// bytes it took; the JSON cursor uses this so a number is read exactly once.
+    ///
+    /// # Errors
+    /// As [`Decimal::parse`].
+    #[inline]
+    pub fn parse_prefix(text: &[u8]) -> Result<(Decimal, usize), NumError> {
         let mut i = 0;
         let negative = text.first() == Some(&b'-');
         if negative {
             i = 1;
         }
         let mut mantissa: u64 = 0;
-        let mut int_digits = 0usize;
-        while i < text.len() && text[i].is_ascii_digit() {
-            mantissa = push_digit(mantissa, text[i])?;
-            int_digits += 1;
+        let int_start = i;
+        while let Some(&b) = text.get(i) {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            mantissa = push_digit(mantissa, d)?;
             i += 1;
         }
-        if int_digits == 0 {
+        if i == int_start {
             return Err(NumError::Syntax);
         }
         let mut frac_digits: i32 = 0;
-        if i < text.len() && text[i] == b'.' {
+        if text.get(i) == Some(&b'.') {
             i += 1;
             let start = i;
-            while i < text.len() && text[i].is_ascii_digit() {
-                mantissa = push_digit(mantissa, text[i])?;
+            while let Some(&b) = text.get(i) {
+                let d = b.wrapping_sub(b'0');
+                if d > 9 {
+                    break;
+                }
+                mantissa = push_digit(mantissa, d)?;
                 i += 1;
             }
             if i == start {
@@ -142,19 +162,22 @@ impl Decimal {
             frac_digits = (i - start) as i32;
         }
         let mut exp: i32 = 0;
-        if i < text.len() && (text[i] == b'e' || text[i] == b'E') {
+        if matches!(text.get(i), Some(b'e' | b'E')) {
             i += 1;
             let mut exp_neg = false;
-            if i < text.len() && (text[i] == b'+' || text[i] == b'-') {
-                exp_neg = text[i] == b'-';
+            if let Some(&s @ (b'+' | b'-')) = text.get(i) {
+                exp_neg = s == b'-';
                 i += 1;
             }
             let start = i;
-            while i < text.len() && text[i].is_ascii_digit() {
+            while let Some(&b) = text.get(i) {
+                if !b.is_ascii_digit() {
+                    break;
+                }
                 if exp > 1000 {
                     return Err(NumError::Overflow);
                 }
-                exp = exp * 10 + i32::from(text[i] - b'0');
+                exp = exp * 10 + i32::from(b - b'0');
                 i += 1;
             }
             if i == start {
@@ -164,7 +187,11 @@ impl Decimal {
                 exp = -exp;
             }
         }
-        if i != text.len() {
+        // "1.2.3", "12-3": a number glued to more number characters is not a number.
+        if matches!(
+            text.get(i),
+            Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+        ) {
             return Err(NumError::Syntax);
         }
         let mut scale = frac_digits - exp;
@@ -177,11 +204,14 @@ impl Decimal {
         if scale > i32::from(MAX_SCALE) {
             return Err(NumError::Overflow);
         }
-        Ok(Decimal {
-            mantissa,
-            scale: scale as u8,
-            negative,
-        })
+        Ok((
+            Decimal {
+                mantissa,
+                scale: scale as u8,
+                negative,
+            },
+            i,
+        ))
     }
 
     /// Parses a decimal from a `str` (config values, CLI flags).
@@ -221,9 +251,10 @@ impl Decimal {
     }
 }
 
+#[inline]
 fn push_digit(acc: u64, digit: u8) -> Result<u64, NumError> {
     acc.checked_mul(10)
-        .and_then(|v| v.checked_add(u64::from(digit - b'0')))
+        .and_then(|v| v.checked_add(u64::from(digit)))
         .ok_or(NumError::Overflow)
 }
 

@@ -363,9 +363,12 @@ fn set_once<T>(slot: &mut Option<T>, v: T, f: Field) -> Result<(), ParseError> {
     Ok(())
 }
 
+#[inline]
 fn num_field(c: &mut Cursor<'_>, f: Field) -> Result<Decimal, ParseError> {
-    let text = c.number_or_string()?;
-    Decimal::parse(text).map_err(|err| ParseError::Number { field: f, err })
+    c.decimal().map_err(|e| match e {
+        Ok(err) => ParseError::Number { field: f, err },
+        Err(j) => ParseError::Json(j),
+    })
 }
 
 fn u64_field(c: &mut Cursor<'_>, f: Field) -> Result<u64, ParseError> {
@@ -705,21 +708,10 @@ impl Parser {
         c.begin_array()?;
         let mut first = true;
         while c.next_element(&mut first)? {
-            if c.peek_kind()? != Kind::Object {
-                return Err(ParseError::BadValue(side_field));
-            }
-            c.begin_object()?;
-            let (mut price, mut qty): (Option<Decimal>, Option<Decimal>) = (None, None);
-            let mut f2 = true;
-            while let Some(key) = c.next_key(&mut f2)? {
-                match key {
-                    b"price" => set_once(&mut price, num_field(c, Field::Price)?, Field::Price)?,
-                    b"qty" => set_once(&mut qty, num_field(c, Field::Qty)?, Field::Qty)?,
-                    _ => c.skip_value()?,
-                }
-            }
-            let price = price.ok_or(ParseError::Missing(Field::Price))?;
-            let qty = qty.ok_or(ParseError::Missing(Field::Qty))?;
+            let (price, qty) = match Self::level_fast(c) {
+                Some(pq) => pq,
+                None => Self::level_general(c, side_field)?,
+            };
             let level = RawLevel {
                 price: self.price_units(price)?,
                 qty: self.qty_units(qty)?,
@@ -736,6 +728,52 @@ impl Parser {
             buf.push(level);
         }
         Ok(())
+    }
+
+    /// `{"price":<num>,"qty":<num>}` exactly as Kraken writes it, or `None` to take the
+    /// general path (which also produces the precise error).
+    #[inline]
+    fn level_fast(c: &mut Cursor<'_>) -> Option<(Decimal, Decimal)> {
+        let start = c.pos();
+        let r = (|| {
+            if !c.eat(b"{\"price\":") {
+                return None;
+            }
+            let p = c.decimal().ok()?;
+            if !c.eat(b",\"qty\":") {
+                return None;
+            }
+            let q = c.decimal().ok()?;
+            c.eat(b"}").then_some((p, q))
+        })();
+        if r.is_none() {
+            c.rewind(start);
+        }
+        r
+    }
+
+    /// Any key order, extra keys, strings for numbers; every error named.
+    fn level_general(
+        c: &mut Cursor<'_>,
+        side_field: Field,
+    ) -> Result<(Decimal, Decimal), ParseError> {
+        if c.peek_kind()? != Kind::Object {
+            return Err(ParseError::BadValue(side_field));
+        }
+        c.begin_object()?;
+        let (mut price, mut qty): (Option<Decimal>, Option<Decimal>) = (None, None);
+        let mut f2 = true;
+        while let Some(key) = c.next_key(&mut f2)? {
+            match key {
+                b"price" => set_once(&mut price, num_field(c, Field::Price)?, Field::Price)?,
+                b"qty" => set_once(&mut qty, num_field(c, Field::Qty)?, Field::Qty)?,
+                _ => c.skip_value()?,
+            }
+        }
+        Ok((
+            price.ok_or(ParseError::Missing(Field::Price))?,
+            qty.ok_or(ParseError::Missing(Field::Qty))?,
+        ))
     }
 
     fn price_units(&self, d: Decimal) -> Result<Price, ParseError> {

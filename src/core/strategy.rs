@@ -354,7 +354,9 @@ pub fn decide(p: &Params, inp: &Inputs<'_>) -> Decision {
     }
 
     // Flat: two entry quotes, both gated by volatility and spread.
-    let vol_ok = inp.signals.vol_bps() > p.min_volatility_bps;
+    // Strictly above the threshold, as the seed rule says; a threshold of 0 turns the gate off
+    // (a frozen market has volatility exactly 0, which "> 0" would still block).
+    let vol_ok = p.min_volatility_bps <= 0.0 || inp.signals.vol_bps() > p.min_volatility_bps;
     if !vol_ok {
         d.block(Rule::Volatility);
     }

@@ -1,1 +1,417 @@
-//! Engine tests.
+//! The core driven through its public entry point, `handle`, with real frames.
+
+use super::*;
+use crate::core::event::{CancelReason, RejectReason};
+use crate::core::money::{Cash, Price, Qty};
+use crate::core::time::SEC;
+
+const USD: i128 = 1_000_000_000;
+
+fn cfg(extra: &str) -> Config {
+    // Quoting allowed in a quiet test market unless a test says otherwise.
+    Config::from_toml_str(&format!("min_volatility_bps = 0\n{extra}"), &[]).unwrap()
+}
+
+fn levels(v: &[(f64, f64)]) -> String {
+    v.iter()
+        .map(|(p, q)| format!(r#"{{"price":{p:.1},"qty":{q:.8}}}"#))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn book(typ: &str, bids: &[(f64, f64)], asks: &[(f64, f64)], checksum: Option<u32>) -> String {
+    let ck = checksum
+        .map(|c| format!(r#","checksum":{c}"#))
+        .unwrap_or_default();
+    format!(
+        r#"{{"channel":"book","type":"{typ}","data":[{{"symbol":"BTC/USD","bids":[{}],"asks":[{}]{ck}}}]}}"#,
+        levels(bids),
+        levels(asks)
+    )
+}
+
+fn snap(bid: f64, ask: f64) -> String {
+    book("snapshot", &[(bid, 1.0)], &[(ask, 1.0)], None)
+}
+
+struct Run {
+    core: Core,
+    out: Vec<Intent>,
+}
+
+impl Run {
+    fn new(c: &Config) -> Run {
+        Run {
+            core: Core::new(c, 1).unwrap(),
+            out: Vec::with_capacity(64),
+        }
+    }
+    fn frame(&mut self, t: Nanos, f: &str) -> Vec<Intent> {
+        self.core
+            .handle(t, Event::Frame(f.as_bytes()), &mut self.out);
+        std::mem::take(&mut self.out)
+    }
+    fn ev(&mut self, t: Nanos, e: Event<'_>) -> Vec<Intent> {
+        self.core.handle(t, e, &mut self.out);
+        std::mem::take(&mut self.out)
+    }
+}
+
+fn places(v: &[Intent]) -> Vec<OrderRequest> {
+    v.iter()
+        .filter_map(|i| {
+            if let Intent::Place(r) = i {
+                Some(*r)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn cancels(v: &[Intent]) -> usize {
+    v.iter()
+        .filter(|i| matches!(i, Intent::Cancel { .. }))
+        .count()
+}
+
+fn trade(side: &str, price: f64) -> String {
+    format!(
+        r#"{{"channel":"trade","type":"update","data":[{{"symbol":"BTC/USD","side":"{side}","price":{price:.1},"qty":0.50000000,"ord_type":"market","trade_id":1,"timestamp":"2026-01-01T00:00:00.000000Z"}}]}}"#
+    )
+}
+
+#[test]
+fn snapshot_then_quotes_both_sides_in_paper() {
+    let mut r = Run::new(&cfg(""));
+    let out = r.frame(SEC, &snap(59_999.9, 60_000.1));
+    let p = places(&out);
+    assert_eq!(p.len(), 2);
+    assert!(
+        p.iter()
+            .all(|o| o.post_only && !o.ioc && o.qty == Qty(100_000))
+    );
+    assert_eq!(r.core.orders().live_count(), 2);
+    assert_eq!(r.core.state(), TradingState::Quoting);
+    assert!(out.contains(&Intent::Snapshot));
+}
+
+#[test]
+fn updates_before_the_first_snapshot_are_ignored() {
+    let mut r = Run::new(&cfg(""));
+    let out = r.frame(SEC, &book("update", &[(59_999.9, 1.0)], &[], None));
+    assert!(places(&out).is_empty());
+    assert_eq!(r.core.stats().updates_ignored, 1);
+    assert_eq!(r.core.state(), TradingState::WaitingForBook);
+}
+
+#[test]
+fn checksum_mismatch_resubscribes_cancels_and_waits_for_a_snapshot() {
+    let mut r = Run::new(&cfg(""));
+    r.frame(SEC, &snap(59_999.9, 60_000.1));
+    assert_eq!(r.core.orders().live_count(), 2);
+    let out = r.frame(
+        2 * SEC,
+        &book("update", &[(59_999.8, 1.0)], &[], Some(12345)),
+    );
+    assert!(out.contains(&Intent::Resubscribe {
+        depth: 10,
+        reason: ResyncReason::Checksum
+    }));
+    assert_eq!(cancels(&out), 2, "never leave quotes from an invalid book");
+    assert!(!r.core.book().is_valid());
+    assert_eq!(r.core.stats().checksum_mismatch, 1);
+    // Further updates are ignored, and do not resubscribe again (no storm).
+    let out = r.frame(3 * SEC, &book("update", &[(59_999.7, 1.0)], &[], Some(1)));
+    assert!(
+        out.iter()
+            .all(|i| !matches!(i, Intent::Resubscribe { .. } | Intent::Place(_)))
+    );
+    assert_eq!(r.core.stats().updates_ignored, 1);
+    // A fresh snapshot restores quoting.
+    let out = r.frame(4 * SEC, &snap(59_999.9, 60_000.1));
+    assert_eq!(places(&out).len(), 2);
+}
+
+#[test]
+fn crossed_book_resubscribes() {
+    let mut r = Run::new(&cfg(""));
+    r.frame(SEC, &snap(59_999.9, 60_000.1));
+    let out = r.frame(2 * SEC, &book("update", &[(60_000.2, 1.0)], &[], None));
+    assert!(out.contains(&Intent::Resubscribe {
+        depth: 10,
+        reason: ResyncReason::Crossed
+    }));
+    assert_eq!(r.core.stats().crossed, 1);
+}
+
+#[test]
+fn disconnect_cancels_everything_and_alerts() {
+    let mut r = Run::new(&cfg("live_mode = true"));
+    r.frame(SEC, &snap(59_999.9, 60_000.1));
+    // Live with no BTC: only the buy is out (a live sell needs the base currency).
+    assert_eq!(r.core.orders().live_count(), 1);
+    let out = r.ev(2 * SEC, Event::Disconnected);
+    assert_eq!(cancels(&out), 1);
+    assert!(out.contains(&Intent::CancelAll));
+    assert!(out.contains(&Intent::Alert(Alert {
+        level: AlertLevel::Critical,
+        kind: AlertKind::Disconnected
+    })));
+    assert_eq!(r.core.state(), TradingState::Disconnected);
+    // Timers while disconnected place nothing.
+    assert!(places(&r.ev(3 * SEC, Event::Timer)).is_empty());
+}
+
+#[test]
+fn stale_orders_are_cancelled_and_requoted() {
+    let mut r = Run::new(&cfg(""));
+    r.frame(SEC, &snap(59_999.9, 60_000.1));
+    // Not stale yet at 4.9 s.
+    let out = r.ev(SEC + 4_900 * MS, Event::Timer);
+    assert_eq!(cancels(&out), 0);
+    // Stale at 5 s: cancelled; the paper venue confirms at once, so the requote follows.
+    let out = r.ev(SEC + 5_000 * MS, Event::Timer);
+    assert_eq!(cancels(&out), 2);
+    assert_eq!(r.core.stats().stale_cancels, 2);
+    let out = r.ev(SEC + 5_001 * MS, Event::Timer);
+    assert_eq!(places(&out).len(), 2);
+}
+
+#[test]
+fn paper_fill_books_position_and_places_the_exit_after_the_cooldown() {
+    let mut r = Run::new(&cfg(""));
+    r.frame(SEC, &snap(59_999.9, 60_000.1));
+    // A sell trade at 59880.0 reaches our buy at 59880.0.
+    let out = r.frame(SEC + 10 * MS, &trade("sell", 59_880.0));
+    assert!(out.iter().any(|i| matches!(
+        i,
+        Intent::Alert(Alert {
+            kind: AlertKind::Filled { .. },
+            ..
+        })
+    )));
+    let a = r.core.account();
+    assert_eq!(a.position, 100_000);
+    // Paid 59.88 + 16 bps maker fee (0.0958080 USD).
+    assert_eq!(a.fees, Cash(95_808_000));
+    assert_eq!(a.cash, Cash(10_000 * USD - 59_880_000_000 - 95_808_000));
+    // No churn: the entry sell is cancelled, and within the 200 ms cooldown no exit goes out.
+    assert_eq!(
+        r.core
+            .orders()
+            .live()
+            .filter(|o| o.side() == Side::Buy)
+            .count(),
+        0
+    );
+    assert!(places(&out).is_empty());
+    let out = r.ev(SEC + 100 * MS, Event::Timer);
+    assert!(places(&out).is_empty(), "cooldown");
+    let out = r.ev(SEC + 211 * MS, Event::Timer);
+    let p = places(&out);
+    assert_eq!(p.len(), 1);
+    assert_eq!((p[0].side, p[0].purpose), (Side::Sell, Purpose::Exit));
+    // 59880 × 1.0034 (exit 36 bps − skew 2 bps) = 60083.592 → 60083.6
+    assert_eq!(p[0].price, Price(600_836));
+}
+
+#[test]
+fn one_fill_per_tick() {
+    let mut r = Run::new(&cfg("fill_cooldown_ms = 0"));
+    r.frame(SEC, &snap(59_999.9, 60_000.1));
+    // One frame crosses both quotes (a wild snapshot): only one of them may fill.
+    r.frame(
+        2 * SEC,
+        &book("update", &[(60_200.0, 1.0)], &[(60_300.0, 1.0)], None),
+    );
+    assert!(r.core.stats().fills <= 1);
+}
+
+#[test]
+fn drawdown_stop_cancels_everything_and_stops() {
+    let mut r = Run::new(&cfg(
+        "live_mode = false\nmax_drawdown_pct = 0.01\nstop_loss_bps = 500\nfill_cooldown_ms = 0",
+    ));
+    r.frame(SEC, &snap(59_999.9, 60_000.1));
+    r.frame(SEC + MS, &trade("sell", 59_880.0)); // long 0.001 at 59880
+    // Price falls 0.5 %: the position loses ~0.3 USD of 10000 → 0.003 %; not yet.
+    let out = r.frame(2 * SEC, &snap(59_599.9, 59_600.1));
+    assert!(!out.iter().any(|i| matches!(
+        i,
+        Intent::Alert(Alert {
+            kind: AlertKind::DrawdownStop { .. },
+            ..
+        })
+    )));
+    // Falls 20 %: ~12 USD lost > 0.01 % of peak.
+    let out = r.frame(3 * SEC, &snap(47_999.9, 48_000.1));
+    assert!(out.contains(&Intent::CancelAll));
+    assert!(out.iter().any(|i| matches!(
+        i,
+        Intent::Alert(Alert {
+            level: AlertLevel::Critical,
+            kind: AlertKind::DrawdownStop { .. }
+        })
+    )));
+    assert_eq!(r.core.state(), TradingState::Stopped);
+    assert_eq!(r.core.orders().live_count(), 0);
+    let out = r.frame(4 * SEC, &snap(59_999.9, 60_000.1));
+    assert!(places(&out).is_empty(), "stopped stays stopped");
+}
+
+#[test]
+fn live_fills_are_booked_once_even_when_reported_twice() {
+    let mut r = Run::new(&cfg("live_mode = true"));
+    let out = r.frame(SEC, &snap(59_999.9, 60_000.1));
+    let buy = places(&out)
+        .into_iter()
+        .find(|o| o.side == Side::Buy)
+        .unwrap();
+    r.ev(SEC, Event::Order(OrderEvent::Accepted { cl_id: buy.cl_id }));
+    let cost = Cash::notional(buy.price, Qty(40_000));
+    let partial = OrderEvent::Fill {
+        cl_id: buy.cl_id,
+        cum_qty: Qty(40_000),
+        cum_cost: cost,
+        cum_fee: Cash(7),
+    };
+    r.ev(2 * SEC, Event::Order(partial));
+    r.ev(3 * SEC, Event::Order(partial));
+    assert_eq!(r.core.account().position, 40_000);
+    assert_eq!(r.core.account().fees, Cash(7));
+    assert_eq!(r.core.orders().stats.duplicate_fills, 1);
+}
+
+#[test]
+fn post_only_rejection_reaches_the_core_as_a_rejection() {
+    let mut r = Run::new(&cfg("live_mode = true"));
+    let out = r.frame(SEC, &snap(59_999.9, 60_000.1));
+    let id = places(&out)[0].cl_id;
+    let out = r.ev(
+        SEC + MS,
+        Event::Order(OrderEvent::Rejected {
+            cl_id: id,
+            reason: RejectReason::PostOnly,
+        }),
+    );
+    assert!(out.contains(&Intent::Alert(Alert {
+        level: AlertLevel::Warning,
+        kind: AlertKind::OrderRejected {
+            cl_id: id,
+            reason: RejectReason::PostOnly
+        },
+    })));
+    assert_eq!(r.core.stats().rejects, 1);
+    assert!(r.core.orders().get(id).is_none());
+    // A cancel confirmation for another order does not count as a rejection.
+    let other = r.core.orders().live().next().unwrap().req.cl_id;
+    r.ev(
+        SEC + 2 * MS,
+        Event::Order(OrderEvent::Cancelled {
+            cl_id: other,
+            reason: CancelReason::Exchange,
+        }),
+    );
+    assert_eq!(r.core.stats().rejects, 1);
+}
+
+#[test]
+fn malformed_frames_are_counted_and_skipped() {
+    let mut r = Run::new(&cfg(""));
+    r.frame(SEC, &snap(59_999.9, 60_000.1));
+    for bad in [
+        "",
+        "{",
+        "not json",
+        r#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":"x","qty":1}]}]}"#,
+    ] {
+        let out = r.frame(2 * SEC, bad);
+        assert!(out.is_empty());
+    }
+    assert_eq!(r.core.stats().parse_errors_total(), 4);
+    assert!(
+        r.core.book().is_valid(),
+        "a frame we could not read changes nothing"
+    );
+}
+
+#[test]
+fn exchange_status_other_than_online_pauses_quoting() {
+    let mut r = Run::new(&cfg(""));
+    r.frame(SEC, &snap(59_999.9, 60_000.1));
+    let out = r.frame(
+        2 * SEC,
+        r#"{"channel":"status","type":"update","data":[{"system":"maintenance","connection_id":16389994220698793191}]}"#,
+    );
+    assert!(out.is_empty());
+    let out = r.ev(3 * SEC, Event::Timer);
+    assert_eq!(cancels(&out), 2);
+    assert_eq!(r.core.state(), TradingState::Paused(Rule::ExchangeStatus));
+}
+
+#[test]
+fn instrument_precision_change_rebuilds_and_resubscribes() {
+    let mut r = Run::new(&cfg(""));
+    let out = r.frame(
+        SEC,
+        r#"{"channel":"instrument","type":"snapshot","data":{"pairs":[{"symbol":"BTC/USD","status":"online","qty_precision":8,"qty_increment":0.00000001,"price_precision":2,"price_increment":0.05,"qty_min":0.0001,"cost_min":0.5}]}}"#,
+    );
+    assert!(out.contains(&Intent::Resubscribe {
+        depth: 10,
+        reason: ResyncReason::Precision
+    }));
+    assert_eq!(
+        (r.core.params().price_precision, r.core.params().tick),
+        (2, Price(5))
+    );
+    let out = r.frame(
+        2 * SEC,
+        &book("snapshot", &[(59_999.9, 1.0)], &[(60_000.1, 1.0)], None),
+    );
+    let p = places(&out);
+    // 60000.00 × 0.998 = 59880.00 on a 0.05 tick.
+    assert_eq!(
+        p.iter().find(|o| o.side == Side::Buy).unwrap().price,
+        Price(5_988_000)
+    );
+}
+
+#[test]
+fn same_events_same_intents() {
+    let frames = crate::bench::frames(30_000, 3);
+    let run = || {
+        let mut r = Run::new(&cfg(""));
+        let mut all = Vec::new();
+        for (t, f) in &frames {
+            all.extend(r.frame(*t, f));
+        }
+        (all, r.core.account().cash, r.core.stats().fills)
+    };
+    let (a, cash_a, fills) = run();
+    let (b, cash_b, _) = run();
+    assert_eq!(a, b);
+    assert_eq!(cash_a, cash_b);
+    assert!(fills > 0, "the synthetic market trades against us");
+}
+
+#[test]
+fn paper_session_keeps_the_books_consistent() {
+    let frames = crate::bench::frames(60_000, 3);
+    let mut r = Run::new(&cfg(""));
+    let max = r.core.params().max_position.0 as i64;
+    for (t, f) in &frames {
+        r.frame(*t, f);
+        assert!(r.core.account().position.abs() <= max, "position limit");
+    }
+    let a = r.core.account();
+    let s = r.core.stats();
+    assert!(s.fills >= 4, "fills: {}", s.fills);
+    assert_eq!(s.checksum_mismatch + s.parse_errors_total(), 0);
+    // Cash = start − Σ buys + Σ sells − fees: the history's last fills agree with the totals.
+    let fee_sum: i128 = a.history().map(|f| f.fee.0).sum();
+    if a.fill_count() as usize <= crate::core::accounting::HISTORY_LEN {
+        assert_eq!(Cash(fee_sum), a.fees);
+    }
+    assert_eq!(a.round_trips, a.wins + a.losses);
+}
