@@ -62,6 +62,9 @@ impl Default for SynthConfig {
     }
 }
 
+/// One side of a published book view: (price units, lots), best first.
+type SideView = Vec<(i64, u64)>;
+
 /// Volatility regimes: per-step standard deviation of the fair price in bps.
 const REGIMES: [f64; 3] = [0.05, 0.25, 0.6];
 
@@ -245,7 +248,7 @@ impl SynthMarket {
         }
     }
 
-    fn view(&self) -> (Vec<(i64, u64)>, Vec<(i64, u64)>) {
+    fn view(&self) -> (SideView, SideView) {
         (
             self.bids
                 .iter()
@@ -262,7 +265,7 @@ impl SynthMarket {
     }
 
     /// The update that turns the published view `before` into the current one.
-    fn publish(&mut self, before: &(Vec<(i64, u64)>, Vec<(i64, u64)>)) -> String {
+    fn publish(&mut self, before: &(SideView, SideView)) -> String {
         let after = self.view();
         let diff = |old: &[(i64, u64)], new: &[(i64, u64)], truth: &BTreeMap<i64, u64>| {
             let mut out = Vec::new();

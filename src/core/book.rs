@@ -432,7 +432,7 @@ mod tests {
         // level that does not exist: all in one message, deliberately out of order.
         b.apply(
             &hdr(false),
-            &[lvl(98, 0), lvl(100_5, 0), lvl(99, 7), lvl(100, 3)],
+            &[lvl(98, 0), lvl(1_005, 0), lvl(99, 7), lvl(100, 3)],
             &[],
         )
         .unwrap();

@@ -268,7 +268,7 @@ fn spread_filter() {
     let mut w = World::new();
     w.set_book(59_850.0, 60_150.0); // 300 USD ≈ 50.0 bps of 60000
     assert!(
-        w.decide().blocked_by(Rule::Spread) == false,
+        !w.decide().blocked_by(Rule::Spread),
         "exactly 50 bps is allowed"
     );
     w.set_book(59_840.0, 60_160.0); // ≈ 53 bps
