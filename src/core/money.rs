@@ -131,35 +131,20 @@ impl Decimal {
         if negative {
             i = 1;
         }
-        let mut mantissa: u64 = 0;
-        let int_start = i;
-        while let Some(&b) = text.get(i) {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            mantissa = push_digit(mantissa, d)?;
-            i += 1;
-        }
-        if i == int_start {
+        let (mut mantissa, int_end) = accumulate_digits(text, i, 0)?;
+        if int_end == i {
             return Err(NumError::Syntax);
         }
+        i = int_end;
         let mut frac_digits: i32 = 0;
         if text.get(i) == Some(&b'.') {
-            i += 1;
-            let start = i;
-            while let Some(&b) = text.get(i) {
-                let d = b.wrapping_sub(b'0');
-                if d > 9 {
-                    break;
-                }
-                mantissa = push_digit(mantissa, d)?;
-                i += 1;
-            }
-            if i == start {
+            let (m, frac_end) = accumulate_digits(text, i + 1, mantissa)?;
+            if frac_end == i + 1 {
                 return Err(NumError::Syntax);
             }
-            frac_digits = (i - start) as i32;
+            frac_digits = (frac_end - i - 1) as i32;
+            mantissa = m;
+            i = frac_end;
         }
         let mut exp: i32 = 0;
         if matches!(text.get(i), Some(b'e' | b'E')) {
@@ -251,11 +236,22 @@ impl Decimal {
     }
 }
 
+/// Appends the decimal digits of `text` from `i` to `acc`; returns the new value and the index
+/// after the last digit.
 #[inline]
-fn push_digit(acc: u64, digit: u8) -> Result<u64, NumError> {
-    acc.checked_mul(10)
-        .and_then(|v| v.checked_add(u64::from(digit)))
-        .ok_or(NumError::Overflow)
+fn accumulate_digits(text: &[u8], mut i: usize, mut acc: u64) -> Result<(u64, usize), NumError> {
+    while let Some(&b) = text.get(i) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        acc = acc
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(d)))
+            .ok_or(NumError::Overflow)?;
+        i += 1;
+    }
+    Ok((acc, i))
 }
 
 /// Writes `value / 10^precision` exactly, e.g. `(810115, 1)` → `81011.5`, `(5, 8)` → `0.00000005`.
