@@ -296,20 +296,6 @@ impl<'a> Cursor<'a> {
         Ok(d)
     }
 
-    /// Reads a number or a string holding a number (Kraken documents both for prices) and
-    /// returns the raw text.
-    ///
-    /// # Errors
-    /// Neither a number nor a string.
-    #[inline]
-    pub fn number_or_string(&mut self) -> Result<&'a [u8], JsonError> {
-        if self.peek_byte()? == b'"' {
-            self.string()
-        } else {
-            self.number()
-        }
-    }
-
     /// Reads `true` or `false`.
     ///
     /// # Errors
