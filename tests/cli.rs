@@ -7,6 +7,19 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wildbot"))
 }
 
+/// `verify-feed` with BTC/USD's precisions (for files that lost their trailing zeros).
+fn verify_btc_precision() -> Command {
+    let mut c = bin();
+    c.args([
+        "verify-feed",
+        "--price-precision",
+        "1",
+        "--qty-precision",
+        "8",
+    ]);
+    c
+}
+
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
@@ -72,15 +85,7 @@ fn verify_feed_passes_every_v2_vector() {
 #[test]
 fn verify_feed_python_sdk_fixture_needs_the_precision_flags() {
     for f in ["pykrakensdk_book_v2.jsonl", "pykrakensdk_orderbook-v2.json"] {
-        let (code, out) = run(bin()
-            .args([
-                "verify-feed",
-                "--price-precision",
-                "1",
-                "--qty-precision",
-                "8",
-            ])
-            .arg(data(f)));
+        let (code, out) = run(verify_btc_precision().arg(data(f)));
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("checksums matched 510, mismatched 0"), "{out}");
     }
@@ -97,15 +102,7 @@ fn verify_feed_rejects_the_negative_vector_with_its_line_number() {
     let mut bytes = std::fs::read(data("pykrakensdk_book_v2.jsonl")).unwrap();
     bytes.extend(std::fs::read(data("pykrakensdk_negative_update.jsonl")).unwrap());
     let p = tmp("negative.jsonl", &bytes);
-    let (code, out) = run(bin()
-        .args([
-            "verify-feed",
-            "--price-precision",
-            "1",
-            "--qty-precision",
-            "8",
-        ])
-        .arg(&p));
+    let (code, out) = run(verify_btc_precision().arg(&p));
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("MISMATCH line 511: exchange checksum 2438868880"),

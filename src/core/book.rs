@@ -293,6 +293,29 @@ impl Book {
     }
 }
 
+/// Test support: replaces the book with one-level-per-entry sides given as (price units,
+/// lots), without a checksum. Panics on a crossed book (a test bug).
+#[cfg(test)]
+pub(crate) fn set_levels(book: &mut Book, bids: &[(i64, u64)], asks: &[(i64, u64)]) {
+    let raw = |v: &[(i64, u64)]| -> Vec<RawLevel> {
+        v.iter()
+            .map(|&(p, q)| RawLevel {
+                price: Price(p),
+                qty: Qty(q),
+                price_dec: 0,
+                qty_dec: 0,
+            })
+            .collect()
+    };
+    let h = BookHeader {
+        snapshot: true,
+        checksum: None,
+        exchange_ts: None,
+    };
+    book.apply(&h, &raw(bids), &raw(asks))
+        .expect("test book must not cross");
+}
+
 fn search(side: &[Level], is_bid: bool, price: Price) -> Result<usize, usize> {
     if is_bid {
         side.binary_search_by(|l| l.price.cmp(&price))

@@ -308,19 +308,6 @@ impl OrderManager {
         }
         OrderUpdate::Fill(delta)
     }
-
-    /// Drops every live order without a venue answer (after a cancel-all was confirmed, or
-    /// when the paper venue is reset). Returns how many were dropped.
-    pub fn forget_all(&mut self) -> usize {
-        let ids: [Option<ClientId>; MAX_ORDERS] =
-            std::array::from_fn(|i| self.live[i].map(|o| o.req.cl_id));
-        let mut n = 0;
-        for id in ids.into_iter().flatten() {
-            self.close(id, OrderState::Cancelled);
-            n += 1;
-        }
-        n
-    }
 }
 
 #[cfg(test)]

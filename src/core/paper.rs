@@ -218,27 +218,11 @@ mod tests {
     use super::*;
     use crate::core::book::ChecksumFormat;
     use crate::core::event::Purpose;
-    use crate::core::parse::{BookHeader, RawLevel};
     use crate::core::time::MS;
 
     fn book(bid: i64, ask: i64) -> Book {
         let mut b = Book::new(10, 0, 0, ChecksumFormat::AS_WRITTEN);
-        let l = |p| RawLevel {
-            price: Price(p),
-            qty: Qty(1),
-            price_dec: 0,
-            qty_dec: 0,
-        };
-        b.apply(
-            &BookHeader {
-                snapshot: true,
-                checksum: None,
-                exchange_ts: None,
-            },
-            &[l(bid)],
-            &[l(ask)],
-        )
-        .unwrap();
+        crate::core::book::set_levels(&mut b, &[(bid, 1)], &[(ask, 1)]);
         b
     }
 

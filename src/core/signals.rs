@@ -224,24 +224,11 @@ impl Signals {
 mod tests {
     use super::*;
     use crate::core::book::ChecksumFormat;
-    use crate::core::money::{Price, Qty};
-    use crate::core::parse::{BookHeader, RawLevel};
     use crate::core::time::SEC;
 
     fn book(bid: (i64, u64), ask: (i64, u64)) -> Book {
         let mut b = Book::new(10, 1, 8, ChecksumFormat::AS_WRITTEN);
-        let l = |p: i64, q: u64| RawLevel {
-            price: Price(p),
-            qty: Qty(q),
-            price_dec: 1,
-            qty_dec: 8,
-        };
-        let h = BookHeader {
-            snapshot: true,
-            checksum: None,
-            exchange_ts: None,
-        };
-        b.apply(&h, &[l(bid.0, bid.1)], &[l(ask.0, ask.1)]).unwrap();
+        crate::core::book::set_levels(&mut b, &[bid], &[ask]);
         b
     }
 

@@ -8,7 +8,6 @@ use crate::core::accounting::Accounting;
 use crate::core::book::ChecksumFormat;
 use crate::core::event::OrderRequest;
 use crate::core::orders::{FillDelta, OrderManager};
-use crate::core::parse::{BookHeader, RawLevel};
 use crate::core::signals::Signals;
 use crate::core::time::SEC;
 
@@ -45,18 +44,16 @@ impl World {
     }
 
     fn set_book(&mut self, bid: f64, ask: f64) {
-        let l = |x: f64| RawLevel {
-            price: Price(usd(x)),
-            qty: Qty(100_000_000),
-            price_dec: 1,
-            qty_dec: 8,
-        };
-        let h = BookHeader {
-            snapshot: true,
-            checksum: None,
-            exchange_ts: None,
-        };
-        self.book.apply(&h, &[l(bid)], &[l(ask)]).unwrap();
+        self.set_levels((bid, 100_000_000), (ask, 100_000_000));
+    }
+
+    /// One level a side: (USD, lots).
+    fn set_levels(&mut self, bid: (f64, u64), ask: (f64, u64)) {
+        crate::core::book::set_levels(
+            &mut self.book,
+            &[(usd(bid.0), bid.1)],
+            &[(usd(ask.0), ask.1)],
+        );
         self.sig.micro = crate::core::signals::microprice(&self.book);
     }
 
@@ -128,21 +125,7 @@ fn entry_offsets_around_the_microprice() {
 fn quotes_are_centred_on_microprice_not_mid() {
     let mut w = World::new();
     // Heavy bid (9 BTC) vs thin ask (1 BTC) at 59999.0 / 60001.0: mid 60000.0, micro 60000.8.
-    let l = |x: f64, q: u64| RawLevel {
-        price: Price(usd(x)),
-        qty: Qty(q),
-        price_dec: 1,
-        qty_dec: 8,
-    };
-    let h = BookHeader {
-        snapshot: true,
-        checksum: None,
-        exchange_ts: None,
-    };
-    w.book
-        .apply(&h, &[l(59_999.0, 900_000_000)], &[l(60_001.0, 100_000_000)])
-        .unwrap();
-    w.sig.micro = crate::core::signals::microprice(&w.book);
+    w.set_levels((59_999.0, 900_000_000), (60_001.0, 100_000_000));
     let d = w.decide();
     // 60000.8 × 0.998 = 59880.7984 → 59880.7 (buy rounds down); × 1.002 = 60120.8016 → 60120.9
     assert_eq!(quote(d.buy).price, Price(usd(59_880.7)));
