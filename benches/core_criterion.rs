@@ -28,6 +28,25 @@ fn frames() -> Vec<(i64, String)> {
     wildbot::bench::frames(FRAMES, 42)
 }
 
+/// Real recorded Kraken BTC/USD frames (tests/data, see its README): the python-kraken-sdk
+/// fixture (510 book messages) and the DepthCharge capture (54), 1 ms apart.
+fn recorded_frames() -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    for file in [
+        "pykrakensdk_book_v2.jsonl",
+        "depthcharge_kraken_btcusd_d10_20260816.head.frames.jsonl",
+    ] {
+        let path = format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
+        let data = std::fs::read(&path).expect("tests/data is part of the repo");
+        wildbot::feedfile::for_each_record(&data, |r| {
+            let t = 1_767_225_600_000_000_000 + out.len() as i64 * 1_000_000;
+            out.push((t, String::from_utf8_lossy(r.frame).into_owned()));
+        })
+        .expect("readable feed");
+    }
+    out
+}
+
 /// The naive book: f64 prices from `serde_json::Value`, keyed by `(price * 10).round()`.
 struct NaiveBook {
     bids: BTreeMap<i64, (f64, f64)>,
@@ -133,20 +152,28 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
-    let mut g = c.benchmark_group("core_vs_naive");
-    g.throughput(Throughput::Elements(n));
+    core_vs_naive(c, "core_vs_naive", &frames, &cfg);
+    core_vs_naive(c, "recorded_kraken", &recorded_frames(), &cfg);
+}
+
+/// The full core and the naive baseline over the same frames, in one group.
+fn core_vs_naive(c: &mut Criterion, name: &str, frames: &[(i64, String)], cfg: &Config) {
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(frames.len() as u64));
     g.bench_function("Core::handle", |b| {
+        // One long-lived core, as in a real run (its buffers are warm); each pass over the
+        // frames is shifted later in time so the clock never runs backwards.
+        let mut core = Core::new(cfg, 1).expect("valid config");
         let mut out: Vec<Intent> = Vec::with_capacity(MAX_INTENTS_PER_EVENT);
-        b.iter_batched_ref(
-            || Core::new(&cfg, 1).expect("valid config"),
-            |core| {
-                for (ts, f) in &frames {
-                    core.handle(*ts, Event::Frame(f.as_bytes()), &mut out);
-                    out.clear();
-                }
-            },
-            criterion::BatchSize::LargeInput,
-        );
+        let span = frames.last().map_or(0, |l| l.0 - frames[0].0) + 1_000_000_000;
+        let mut shift = 0;
+        b.iter(|| {
+            for (ts, f) in frames {
+                core.handle(ts + shift, Event::Frame(f.as_bytes()), &mut out);
+                out.clear();
+            }
+            shift += span;
+        });
     });
     g.bench_function("naive_baseline", |b| {
         b.iter_batched_ref(
@@ -156,7 +183,7 @@ fn bench(c: &mut Criterion) {
                 depth: 10,
             },
             |book| {
-                for (_, f) in &frames {
+                for (_, f) in frames {
                     black_box(book.handle(f));
                 }
             },

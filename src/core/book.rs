@@ -9,8 +9,10 @@
 //! applied in any order (qty 0 deletes); after the whole message each side is truncated to the
 //! subscribed depth (Kraken does not send deletes for levels pushed out of scope); then the
 //! checksum of the top 10 asks (ascending) and top 10 bids (descending) is compared with the one
-//! Kraken sent. Each level keeps its checksum token (digits without point and leading zeros),
-//! formatted once when the level is written, so the checksum itself is a copy and one CRC pass.
+//! Kraken sent. Levels are 24 bytes so inserts and truncation move little; the checksum tokens
+//! (digits without point and leading zeros) live in a small per-side cache keyed by the level's
+//! price, so a level is formatted once while it stays unchanged in the top 10, and the checksum
+//! itself is mostly copies and one CRC pass.
 
 use crate::core::money::{Price, Qty, checksum_digits};
 use crate::core::parse::{BookHeader, MAX_LEVELS_PER_MSG, RawLevel};
@@ -49,15 +51,34 @@ impl ChecksumFormat {
     }
 }
 
-/// A level with its cached checksum token.
-#[derive(Debug, Clone, Copy)]
+/// One price level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Level {
     /// Price in units of the book's price precision.
     pub price: Price,
     /// Quantity in lots (never zero inside the book).
     pub qty: Qty,
-    token_len: u8,
-    token: [u8; TOKEN_CAP],
+    /// Decimals of the price and qty as written on the wire (for "as written" checksums).
+    written: (u8, u8),
+    /// This level's slot in the token slab.
+    slot: u16,
+}
+
+/// A level's checksum token, formatted the first time the level is checksummed after it was
+/// written.
+#[derive(Debug, Clone, Copy)]
+struct Token {
+    fresh: bool,
+    len: u8,
+    bytes: [u8; TOKEN_CAP],
+}
+
+impl Token {
+    const STALE: Token = Token {
+        fresh: false,
+        len: 0,
+        bytes: [0; TOKEN_CAP],
+    };
 }
 
 /// What made the book unusable. Every variant means "resubscribe for a fresh snapshot".
@@ -104,6 +125,10 @@ pub struct Book {
     asks: Vec<Level>,
     valid: bool,
     crc_buf: Box<[u8]>,
+    /// One token slot per level the two sides can hold; each level owns one.
+    tokens: Box<[Token]>,
+    /// Slots no level owns.
+    free: Vec<u16>,
 }
 
 impl Book {
@@ -112,6 +137,7 @@ impl Book {
     #[must_use]
     pub fn new(depth: u16, price_precision: u8, qty_precision: u8, format: ChecksumFormat) -> Book {
         let cap = usize::from(depth) + MAX_LEVELS_PER_MSG;
+        let slots = u16::try_from(2 * cap).expect("depth is at most 1000");
         Book {
             depth: usize::from(depth),
             price_precision,
@@ -120,19 +146,29 @@ impl Book {
             bids: Vec::with_capacity(cap),
             asks: Vec::with_capacity(cap),
             valid: false,
-            crc_buf: vec![0u8; 2 * CHECKSUM_LEVELS * TOKEN_CAP].into_boxed_slice(),
+            // Tokens are copied TOKEN_CAP bytes at a time (a fixed-size copy, no memmove
+            // call), so the buffer has one token of slack.
+            crc_buf: vec![0u8; (2 * CHECKSUM_LEVELS + 1) * TOKEN_CAP].into_boxed_slice(),
+            tokens: vec![Token::STALE; usize::from(slots)].into_boxed_slice(),
+            free: (0..slots).rev().collect(),
         }
     }
 
     /// Empties the book and changes its unit precisions and checksum format, keeping its
     /// storage (no allocation): used when the instrument channel reports a new precision.
     pub fn reset(&mut self, price_precision: u8, qty_precision: u8, format: ChecksumFormat) {
-        self.bids.clear();
-        self.asks.clear();
+        self.clear();
         self.valid = false;
         self.price_precision = price_precision;
         self.qty_precision = qty_precision;
         self.format = format;
+    }
+
+    /// Removes every level, returning their token slots.
+    fn clear(&mut self) {
+        for l in self.bids.drain(..).chain(self.asks.drain(..)) {
+            self.free.push(l.slot);
+        }
     }
 
     /// Subscribed depth.
@@ -195,8 +231,7 @@ impl Book {
         asks: &[RawLevel],
     ) -> Result<Applied, BookError> {
         if header.snapshot {
-            self.bids.clear();
-            self.asks.clear();
+            self.clear();
         } else if !self.valid {
             return Err(BookError::NotSynced);
         }
@@ -206,8 +241,8 @@ impl Book {
         for l in asks {
             self.upsert(false, l);
         }
-        truncate_worst(&mut self.bids, self.depth);
-        truncate_worst(&mut self.asks, self.depth);
+        truncate_worst(&mut self.bids, self.depth, &mut self.free);
+        truncate_worst(&mut self.asks, self.depth, &mut self.free);
         self.valid = true;
         let mut matched = false;
         if let Some(expected) = header.checksum {
@@ -241,37 +276,32 @@ impl Book {
         let found = search(side, is_bid, raw.price);
         if raw.qty.0 == 0 {
             if let Ok(i) = found {
-                side.remove(i);
+                self.free.push(side.remove(i).slot);
             }
             return;
         }
-        let level = self.make_level(raw);
-        let side = if is_bid {
-            &mut self.bids
-        } else {
-            &mut self.asks
+        let slot = match found {
+            Ok(i) => side[i].slot,
+            // Capacity is depth + the most levels one message can carry, so this never grows
+            // the vector; the guard keeps that a checked fact rather than an assumption.
+            Err(_) if side.len() == side.capacity() => return,
+            // Each side's capacity bounds its levels, and there is a slot for every one.
+            Err(_) => match self.free.pop() {
+                Some(s) => s,
+                None => return,
+            },
+        };
+        let level = Level {
+            price: raw.price,
+            qty: raw.qty,
+            written: (raw.price_dec, raw.qty_dec),
+            slot,
         };
         match found {
             Ok(i) => side[i] = level,
-            // Capacity is depth + the most levels one message can carry, so this never grows
-            // the vector; the guard keeps that a checked fact rather than an assumption.
-            Err(i) if side.len() < side.capacity() => side.insert(i, level),
-            Err(_) => {}
+            Err(i) => side.insert(i, level),
         }
-    }
-
-    fn make_level(&self, raw: &RawLevel) -> Level {
-        let pd = self.format.price_decimals.unwrap_or(raw.price_dec);
-        let qd = self.format.qty_decimals.unwrap_or(raw.qty_dec);
-        let mut token = [0u8; TOKEN_CAP];
-        let n = checksum_digits(raw.price.0 as u64, self.price_precision, pd, &mut token);
-        let m = checksum_digits(raw.qty.0, self.qty_precision, qd, &mut token[n..]);
-        Level {
-            price: raw.price,
-            qty: raw.qty,
-            token_len: (n + m) as u8,
-            token,
-        }
+        self.tokens[usize::from(slot)].fresh = false;
     }
 
     /// Kraken's v2 CRC32 over the current top 10 asks (ascending) then top 10 bids (descending).
@@ -285,11 +315,32 @@ impl Book {
             .take(CHECKSUM_LEVELS)
             .chain(self.bids.iter().rev().take(CHECKSUM_LEVELS))
         {
-            let len = usize::from(l.token_len);
-            self.crc_buf[n..n + len].copy_from_slice(&l.token[..len]);
-            n += len;
+            let t = &mut self.tokens[usize::from(l.slot)];
+            if !t.fresh {
+                Self::format_token(self.price_precision, self.qty_precision, self.format, l, t);
+            }
+            let buf: &mut [u8; TOKEN_CAP] = (&mut self.crc_buf[n..n + TOKEN_CAP])
+                .try_into()
+                .expect("TOKEN_CAP bytes");
+            *buf = t.bytes;
+            n += usize::from(t.len);
         }
         crc32fast::hash(&self.crc_buf[..n])
+    }
+
+    fn format_token(
+        price_precision: u8,
+        qty_precision: u8,
+        format: ChecksumFormat,
+        l: &Level,
+        t: &mut Token,
+    ) {
+        let pd = format.price_decimals.unwrap_or(l.written.0);
+        let qd = format.qty_decimals.unwrap_or(l.written.1);
+        let n = checksum_digits(l.price.0 as u64, price_precision, pd, &mut t.bytes);
+        let m = checksum_digits(l.qty.0, qty_precision, qd, &mut t.bytes[n..]);
+        t.len = (n + m) as u8;
+        t.fresh = true;
     }
 }
 
@@ -328,10 +379,12 @@ fn find(side: &[Level], is_bid: bool, price: Price) -> Option<usize> {
     search(side, is_bid, price).ok()
 }
 
-/// Drops the worst levels (at the front) beyond `depth`.
-fn truncate_worst(side: &mut Vec<Level>, depth: usize) {
+/// Drops the worst levels (at the front) beyond `depth`, returning their token slots.
+fn truncate_worst(side: &mut Vec<Level>, depth: usize, free: &mut Vec<u16>) {
     if side.len() > depth {
-        side.drain(..side.len() - depth);
+        for l in side.drain(..side.len() - depth) {
+            free.push(l.slot);
+        }
     }
 }
 

@@ -199,3 +199,58 @@ fn too_many_levels_is_an_error_not_a_reallocation() {
     f.push_str(r#"],"asks":[]}]}"#);
     assert_eq!(p.parse(f.as_bytes()), Err(ParseError::TooMany));
 }
+
+/// Every frame of every recorded vector, the synthetic stream, and damaged copies of them:
+/// the book fast path and the general parser give the same message, levels and errors.
+#[test]
+fn fast_path_agrees_with_the_general_parser() {
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() && path.extension().is_some_and(|e| e != "md") {
+            let data = std::fs::read(&path).unwrap();
+            let _ = crate::feedfile::for_each_record(&data, |r| frames.push(r.frame.to_vec()));
+        }
+    }
+    for (_, f) in crate::bench::frames(3_000, 5) {
+        frames.push(f.into_bytes());
+    }
+    // Damage: a byte changed, the tail cut, whitespace added, keys reordered.
+    let originals = frames.len();
+    for i in 0..originals {
+        let f = frames[i].clone();
+        for at in [1, 12, 27, 45, f.len() / 2, f.len().saturating_sub(3)] {
+            if at < f.len() {
+                for b in [b'x', b'"', b'0', b' ', b'}'] {
+                    let mut g = f.clone();
+                    g[at] = b;
+                    frames.push(g);
+                }
+                frames.push(f[..at].to_vec());
+            }
+        }
+        frames.push(
+            String::from_utf8_lossy(&f)
+                .replacen(r#""type":"update","#, "", 1)
+                .replacen(r#""channel":"book","#, r#""channel":"book","type":"update","#, 1)
+                .into_bytes(),
+        );
+    }
+    let mut fast = btc();
+    let mut general = btc();
+    general.fast_path = false;
+    let mut fast_hits = 0;
+    for f in &frames {
+        let a = fast.parse(f);
+        let b = general.parse(f);
+        assert_eq!(a, b, "{}", String::from_utf8_lossy(f));
+        assert_eq!(fast.bids(), general.bids());
+        assert_eq!(fast.asks(), general.asks());
+        assert_eq!(fast.trades(), general.trades());
+        if matches!(a, Ok(Message::Book(_))) && fast.book_fast(f).is_some() {
+            fast_hits += 1;
+        }
+    }
+    assert!(fast_hits > 2_000, "the fast path is taken: {fast_hits}");
+}
