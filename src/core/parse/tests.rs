@@ -233,7 +233,11 @@ fn fast_path_agrees_with_the_general_parser() {
         frames.push(
             String::from_utf8_lossy(&f)
                 .replacen(r#""type":"update","#, "", 1)
-                .replacen(r#""channel":"book","#, r#""channel":"book","type":"update","#, 1)
+                .replacen(
+                    r#""channel":"book","#,
+                    r#""channel":"book","type":"update","#,
+                    1,
+                )
                 .into_bytes(),
         );
     }
