@@ -586,4 +586,33 @@ mod tests {
         assert_eq!((b.bids.capacity(), b.asks.capacity()), cap);
         assert_eq!(b.bids().len(), 10);
     }
+
+    /// Every token slot is owned by exactly one level or free, through snapshots, inserts,
+    /// deletes, truncation and resets: a leak would end in levels that cannot be stored.
+    #[test]
+    fn token_slots_are_never_lost() {
+        let frames = crate::synth::generate(
+            crate::synth::SynthConfig {
+                depth: 25,
+                ..crate::synth::SynthConfig::default()
+            },
+            5_000,
+        );
+        let mut p = Parser::new("BTC/USD", 1, 8);
+        let mut b = Book::new(25, 1, 8, ChecksumFormat::precision(1, 8));
+        let slots = b.tokens.len();
+        for (i, (_, f)) in frames.iter().enumerate() {
+            if i == 2_500 {
+                b.reset(1, 8, ChecksumFormat::AS_WRITTEN);
+            }
+            if let Ok(Message::Book(h)) = p.parse(f.as_bytes()) {
+                let _ = b.apply(&h, p.bids(), p.asks());
+            }
+            let mut owned: Vec<u16> = b.bids.iter().chain(&b.asks).map(|l| l.slot).collect();
+            owned.extend(&b.free);
+            owned.sort_unstable();
+            owned.dedup();
+            assert_eq!(owned.len(), slots, "frame {i}");
+        }
+    }
 }
