@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -146,6 +147,14 @@ pub struct Config {
     pub rest_min_interval_ms: u64,
     pub fill_poll_s: u64,
     pub balance_refresh_s: u64,
+    // Feed thread.
+    /// CPU core to pin the feed thread to; absent → unpinned.
+    pub core_id: Option<usize>,
+    pub feed_timeout_ms: u64,
+    pub ping_interval_ms: u64,
+    /// Extra PEM root certificate trusted for `wss://` (a private endpoint, the simulator).
+    pub ws_ca_file: Option<String>,
+    pub log_level: String,
 }
 
 impl Default for Config {
@@ -186,6 +195,11 @@ impl Default for Config {
             rest_min_interval_ms: 1000,
             fill_poll_s: 5,
             balance_refresh_s: 300,
+            core_id: None,
+            feed_timeout_ms: 5000,
+            ping_interval_ms: 2000,
+            ws_ca_file: None,
+            log_level: "info".into(),
         }
     }
 }
@@ -273,6 +287,27 @@ impl Config {
     /// # Errors
     /// The first [`ConfigError::Invalid`] found.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.ws_url.starts_with("ws://") || self.ws_url.starts_with("wss://")) {
+            return Err(invalid("ws_url", "must start with ws:// or wss://"));
+        }
+        if self.feed_timeout_ms < 500 {
+            return Err(invalid(
+                "feed_timeout_ms",
+                "must be at least 500 (Kraken heartbeats once a second)",
+            ));
+        }
+        if self.ping_interval_ms == 0 || self.ping_interval_ms >= self.feed_timeout_ms {
+            return Err(invalid(
+                "ping_interval_ms",
+                "must be above 0 and below feed_timeout_ms, so a pong can arrive in time",
+            ));
+        }
+        if log::LevelFilter::from_str(&self.log_level).is_err() {
+            return Err(invalid(
+                "log_level",
+                "must be one of off, error, warn, info, debug, trace",
+            ));
+        }
         if !KRAKEN_DEPTHS.contains(&self.book_depth) {
             return Err(invalid(
                 "book_depth",

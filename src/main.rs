@@ -62,11 +62,73 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Trade against the feed at `ws_url` (paper mode; live needs the REST worker).
+    ///
+    /// Stops cleanly after --duration or on Ctrl-C / SIGTERM, cancels what rests, and
+    /// prints the session summary.
+    Run {
+        /// Config file.
+        #[arg(long, default_value = "config/wildbot.toml")]
+        config: PathBuf,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// Start the Kraken simulator on a free loopback port and run the bot against it.
+    Demo {
+        /// Config file (its ws_url is replaced by the simulator's).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Seed of the simulated market.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Volatility multiplier of the simulated market.
+        #[arg(long, default_value_t = 1.0)]
+        volatility: f64,
+        /// Milliseconds between market steps of the simulator.
+        #[arg(long, default_value_t = 2)]
+        step_ms: u64,
+        /// Serve and connect over TLS (wss://) with a certificate generated now.
+        #[arg(long)]
+        tls: bool,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct SessionArgs {
+    /// Stop cleanly after this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Print the session summary as one JSON object on the last line of stdout.
+    #[arg(long)]
+    json: bool,
+    /// Record every received frame with its receive time to this file.
+    #[arg(long)]
+    record: Option<String>,
+    /// Log level (off, error, warn, info, debug, trace); overrides `log_level` in the config.
+    #[arg(long)]
+    log_level: Option<String>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { config, session } => match Config::load(&config, &[]) {
+            Ok(cfg) => run_session(&cfg, &session),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Demo {
+            config,
+            seed,
+            volatility,
+            step_ms,
+            tls,
+            session,
+        } => demo(config.as_deref(), seed, volatility, step_ms, tls, &session),
         Command::CheckConfig { file } => match Config::load(&file, &[]) {
             Ok(cfg) => {
                 println!("# {}: valid. Effective settings:", file.display());
@@ -124,5 +186,195 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+    }
+}
+
+fn init_logging(level: &str) {
+    let level = level
+        .parse::<log::LevelFilter>()
+        .unwrap_or(log::LevelFilter::Info);
+    let cfg = simplelog::ConfigBuilder::new()
+        .set_time_format_rfc3339()
+        .build();
+    // Logs go to stderr: stdout carries the summary (and its JSON line).
+    let _ = simplelog::TermLogger::init(
+        level,
+        cfg,
+        simplelog::TerminalMode::Stderr,
+        simplelog::ColorChoice::Auto,
+    );
+}
+
+fn run_session(cfg: &Config, args: &SessionArgs) -> ExitCode {
+    init_logging(args.log_level.as_deref().unwrap_or(&cfg.log_level));
+    if cfg.live_mode {
+        eprintln!(
+            "error: config key `live_mode`: live trading needs the REST order worker, which this \
+             build does not have yet; set live_mode = false to paper trade"
+        );
+        return ExitCode::from(2);
+    }
+    let opts = wildbot::feed::RunOptions {
+        duration: args.duration.map(std::time::Duration::from_secs_f64),
+        record: args.record.clone(),
+        stop: std::sync::Arc::default(),
+    };
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // The feed loop wakes at least every 100 ms and sees the flag.
+        let _ = signal_hook::flag::register(sig, opts.stop.clone());
+    }
+    let (notifier, notify_thread) = match wildbot::side::notify::start() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    log::info!(
+        "WildBot {} {} on {} depth {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        if cfg.live_mode { "LIVE" } else { "PAPER" },
+        cfg.symbol,
+        cfg.book_depth,
+        cfg.ws_url
+    );
+    let cfg_for_thread = cfg.clone();
+    let feed = std::thread::Builder::new()
+        .name("feed".into())
+        .spawn(move || wildbot::feed::run(&cfg_for_thread, &opts, &notifier, |_| {}));
+    let result = match feed.map(|h| h.join()) {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err("the feed thread panicked".to_string()),
+        Err(e) => Err(format!("feed thread: {e}")),
+    };
+    let _ = notify_thread.join();
+    match result {
+        Ok(summary) => {
+            print!("{}", render_summary(&summary));
+            if args.json {
+                println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn demo(
+    config: Option<&std::path::Path>,
+    seed: u64,
+    volatility: f64,
+    step_ms: u64,
+    tls: bool,
+    args: &SessionArgs,
+) -> ExitCode {
+    let mut cfg = match config.map(|c| Config::load(c, &[])) {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        None => Config::default(),
+    };
+    cfg.live_mode = false;
+    let tls_id = if tls {
+        match wildbot::sim::SimTls::generate() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
+    let ca_file = tls_id.as_ref().map(|t| {
+        let path = std::env::temp_dir().join(format!("wildbot-demo-ca-{}.pem", std::process::id()));
+        let _ = std::fs::write(&path, &t.cert_pem);
+        path
+    });
+    let sim = match wildbot::sim::Simulator::start(wildbot::sim::SimConfig {
+        seed,
+        volatility,
+        step: std::time::Duration::from_millis(step_ms.max(1)),
+        tls: tls_id,
+        ..wildbot::sim::SimConfig::default()
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: kraken simulator: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    cfg.ws_url = sim.url();
+    cfg.ws_ca_file = ca_file.as_ref().map(|p| p.display().to_string());
+    eprintln!(
+        "demo: Kraken simulator at {} (seed {seed}, volatility x{volatility})",
+        sim.url()
+    );
+    let code = run_session(&cfg, args);
+    sim.stop();
+    if let Some(p) = ca_file {
+        let _ = std::fs::remove_file(p);
+    }
+    code
+}
+
+fn render_summary(s: &wildbot::feed::Summary) -> String {
+    let lat = |l: &wildbot::feed::Latency| {
+        format!(
+            "{:>8} {:>9} {:>9} {:>9} {:>9}",
+            l.count,
+            fmt_ns(l.p50_ns),
+            fmt_ns(l.p99_ns),
+            fmt_ns(l.p999_ns),
+            fmt_ns(l.max_ns)
+        )
+    };
+    format!(
+        "session  {} {:.1} s, state {}\n\
+         feed     {} frames, {} book messages ({} snapshots), {} checksums ok, {} mismatches, \
+         {} parse errors, {} connects, {} reconnects, {} watchdog, {} resubscribes\n\
+         orders   {} placed, {} cancelled, {} fills\n\
+         account  position {:.8}, realised {:.2}, unrealised {:.2}, fees {:.2}, equity {:.2}\n\
+         latency                 count       p50       p99     p99.9       max\n\
+         frame -> intent      {}\n\
+         frame -> core done   {}\n",
+        s.mode.to_uppercase(),
+        s.duration_s,
+        s.state,
+        s.frames,
+        s.book_messages,
+        s.snapshots,
+        s.checksums_ok,
+        s.checksum_mismatches,
+        s.parse_errors,
+        s.connects,
+        s.reconnects,
+        s.watchdog_timeouts,
+        s.resubscribes,
+        s.orders_placed,
+        s.orders_cancelled,
+        s.fills,
+        s.position,
+        s.realized_pnl,
+        s.unrealized_pnl,
+        s.fees_paid,
+        s.equity,
+        lat(&s.tick_to_intent),
+        lat(&s.frame_to_done),
+    )
+}
+
+fn fmt_ns(ns: u64) -> String {
+    if ns >= 1_000_000 {
+        format!("{:.2} ms", ns as f64 / 1e6)
+    } else if ns >= 1_000 {
+        format!("{:.1} µs", ns as f64 / 1e3)
+    } else {
+        format!("{ns} ns")
     }
 }

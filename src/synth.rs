@@ -43,6 +43,8 @@ pub struct SynthConfig {
     pub mean_step_ns: Nanos,
     /// Probability that a step is a trade rather than a book change.
     pub trade_probability: f64,
+    /// Multiplier of the fair price's volatility (1 = the bench market).
+    pub volatility: f64,
 }
 
 impl Default for SynthConfig {
@@ -58,6 +60,7 @@ impl Default for SynthConfig {
             start_ns: 1_767_225_600_000_000_000,
             mean_step_ns: 10_000_000,
             trade_probability: 0.15,
+            volatility: 1.0,
         }
     }
 }
@@ -189,7 +192,7 @@ impl SynthMarket {
             .sum::<f64>()
             * 0.866;
         let drift = (self.cfg.start_price as f64 - self.fair) * 1e-5; // keep it in range
-        self.fair *= 1.0 + z * REGIMES[self.regime] / 10_000.0;
+        self.fair *= 1.0 + z * REGIMES[self.regime] * self.cfg.volatility / 10_000.0;
         self.fair += drift;
         let spread: i64 = self.rng.random_range(1..=4);
         let best_bid = (self.fair - spread as f64 / 2.0).floor() as i64;

@@ -1,0 +1,763 @@
+//! The feed thread: one mio `Poll`, one Kraken WS v2 connection, the trading core.
+//!
+//! Data flows one way: socket → [`ws::Connection`] → [`Core::handle`] → intents → bounded
+//! channels to side threads (notices, recorder; orders in live mode). The thread never waits on
+//! a worker: every hand-over is a `try_send`, telemetry that does not fit is dropped and counted.
+//!
+//! Everything time-driven lives here too, on the same loop: the watchdog (no frame for
+//! `feed_timeout_ms` → the connection is dead), application pings, reconnects with exponential
+//! backoff and jitter (1 s → 60 s, reset after a healthy minute), book resubscription with its
+//! own backoff, and the core's timer tick.
+
+pub mod recorder;
+pub mod ws;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use mio::{Events, Poll, Token, Waker};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::core::Core;
+use crate::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
+use crate::core::time::{MS, Nanos, SEC};
+use crate::side::notify::{Notice, Notifier, Precision, ShortText};
+use recorder::Recorder;
+use ws::{Connection, Endpoint};
+
+const WS: Token = Token(0);
+const WAKER: Token = Token(1);
+
+/// How often the core gets a timer event when the market is quiet.
+const TIMER_NS: Nanos = 100 * MS;
+/// Reconnect backoff bounds.
+const BACKOFF_MIN_NS: Nanos = SEC;
+const BACKOFF_MAX_NS: Nanos = 60 * SEC;
+/// A connection up this long resets the reconnect backoff.
+const HEALTHY_NS: Nanos = 60 * SEC;
+/// Account summary notice interval.
+const PNL_EVERY_NS: Nanos = 10 * SEC;
+
+/// How a run is bounded and what it records.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop cleanly after this long.
+    pub duration: Option<Duration>,
+    /// Record every received frame to this file.
+    pub record: Option<String>,
+    /// Set (from a signal handler or a test) to stop; wake the loop with [`StopHandle`].
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Stops a running feed from another thread.
+#[derive(Debug, Clone)]
+pub struct StopHandle {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl StopHandle {
+    /// Asks the feed loop to finish and wakes it.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+}
+
+/// Latency percentiles in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Latency {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// 99.9th percentile.
+    pub p999_ns: u64,
+    /// Largest.
+    pub max_ns: u64,
+}
+
+impl Latency {
+    fn from(h: &Histogram<u64>) -> Latency {
+        Latency {
+            count: h.len(),
+            p50_ns: h.value_at_quantile(0.5),
+            p99_ns: h.value_at_quantile(0.99),
+            p999_ns: h.value_at_quantile(0.999),
+            max_ns: h.max(),
+        }
+    }
+}
+
+/// The session summary (`--json` prints it as one object).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// `paper` or `live`.
+    pub mode: &'static str,
+    /// Wall time of the run in seconds.
+    pub duration_s: f64,
+    /// Text frames received.
+    pub frames: u64,
+    /// Strategy evaluations.
+    pub ticks: u64,
+    /// Book messages.
+    pub book_messages: u64,
+    /// Book snapshots applied.
+    pub snapshots: u64,
+    /// Book messages whose checksum matched.
+    pub checksums_ok: u64,
+    /// Checksum mismatches.
+    pub checksum_mismatches: u64,
+    /// Crossed books.
+    pub crossed_books: u64,
+    /// Book resubscriptions sent.
+    pub resubscribes: u64,
+    /// Malformed frames (counted and skipped).
+    pub parse_errors: u64,
+    /// Book updates ignored while waiting for a snapshot.
+    pub updates_ignored: u64,
+    /// Successful connections.
+    pub connects: u64,
+    /// Connections lost (each followed by a reconnect attempt).
+    pub reconnects: u64,
+    /// Watchdog expiries (no frame, or no pong, for `feed_timeout_ms`).
+    pub watchdog_timeouts: u64,
+    /// Subscription errors from Kraken.
+    pub subscribe_errors: u64,
+    /// Pings sent / pongs received.
+    pub pings: u64,
+    /// Pongs received.
+    pub pongs: u64,
+    /// Heartbeats received.
+    pub heartbeats: u64,
+    /// Orders placed.
+    pub orders_placed: u64,
+    /// Orders cancelled.
+    pub orders_cancelled: u64,
+    /// Fills booked.
+    pub fills: u64,
+    /// Position in base units.
+    pub position: f64,
+    /// Realised PnL (quote currency).
+    pub realized_pnl: f64,
+    /// Unrealised PnL at the last mark.
+    pub unrealized_pnl: f64,
+    /// Mark-to-market equity.
+    pub equity: f64,
+    /// Fees paid.
+    pub fees_paid: f64,
+    /// Orders sent while the feed was waiting for a fresh snapshot (must be 0).
+    pub quotes_while_stale: u64,
+    /// Notices dropped because the notice channel was full.
+    pub notices_dropped: u64,
+    /// Frames the recorder could not take.
+    pub recorder_dropped: u64,
+    /// Frames written by the recorder.
+    pub frames_recorded: u64,
+    /// Frame received → order intent produced, on the feed thread.
+    pub tick_to_intent: Latency,
+    /// Frame received → core done, every frame.
+    pub frame_to_done: Latency,
+    /// Whether the feed thread was pinned to `core_id`.
+    pub pinned: bool,
+    /// Trading state at the end.
+    pub state: &'static str,
+}
+
+/// A monotonic clock reported as nanoseconds since the Unix epoch (epoch at start + elapsed).
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    start: Instant,
+    epoch: Nanos,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as Nanos);
+        Clock {
+            start: Instant::now(),
+            epoch,
+        }
+    }
+    fn now(&self) -> Nanos {
+        self.epoch + self.start.elapsed().as_nanos() as Nanos
+    }
+}
+
+/// Pins the calling thread to `core_id` if it exists; warns otherwise.
+fn pin(core_id: Option<usize>) -> bool {
+    let Some(want) = core_id else {
+        log::info!("core_id not set: the feed thread runs unpinned");
+        return false;
+    };
+    let ids = core_affinity::get_core_ids().unwrap_or_default();
+    match ids.into_iter().find(|c| c.id == want) {
+        Some(id) if core_affinity::set_for_current(id) => {
+            log::info!("feed thread pinned to core {want}");
+            true
+        }
+        _ => {
+            log::warn!("core_id {want} is not available on this machine: running unpinned");
+            false
+        }
+    }
+}
+
+/// The feed loop's state.
+struct Feed<'a> {
+    cfg: &'a Config,
+    endpoint: Endpoint,
+    tls: Option<native_tls::TlsConnector>,
+    poll: Poll,
+    clock: Clock,
+    core: Core,
+    out: Vec<Intent>,
+    notifier: &'a Notifier,
+    recorder: Option<Recorder>,
+    rng: ChaCha8Rng,
+    precision: Precision,
+
+    conn: Option<Connection>,
+    /// When the current connection attempt started, or the last frame arrived.
+    last_activity: Nanos,
+    connected_at: Option<Nanos>,
+    next_connect: Nanos,
+    backoff: Nanos,
+    next_ping: Nanos,
+    ping_sent_at: Option<Nanos>,
+    req_id: u64,
+    next_timer: Nanos,
+    next_pnl: Nanos,
+    resub_at: Option<Nanos>,
+    last_resub: Option<Nanos>,
+    resub_consecutive: u32,
+    subscribe_retry_at: Option<Nanos>,
+    subscribe_backoff: Nanos,
+    /// From a disconnect or resubscription until the core has a fresh snapshot.
+    awaiting_snapshot: bool,
+    frame_rx_ns: Nanos,
+
+    tick_to_intent: Histogram<u64>,
+    frame_to_done: Histogram<u64>,
+    s: Counters,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    connects: u64,
+    reconnects: u64,
+    watchdog: u64,
+    resubscribes: u64,
+    subscribe_errors: u64,
+    pings: u64,
+    orders_placed: u64,
+    orders_cancelled: u64,
+    quotes_while_stale: u64,
+}
+
+/// Runs the feed on the calling thread until the duration ends or a stop is requested.
+///
+/// # Errors
+/// Set-up failures (bad URL, TLS set-up, recorder file, poll creation). Network failures are
+/// not errors: they are reconnected.
+pub fn run(
+    cfg: &Config,
+    opts: &RunOptions,
+    notifier: &Notifier,
+    on_ready: impl FnOnce(StopHandle),
+) -> Result<Summary, String> {
+    let pinned = pin(cfg.core_id);
+    let endpoint = Endpoint::parse(&cfg.ws_url)?;
+    let tls = if endpoint.tls {
+        Some(ws::tls_connector(cfg.ws_ca_file.as_deref())?)
+    } else {
+        None
+    };
+    let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?);
+    on_ready(StopHandle {
+        flag: opts.stop.clone(),
+        waker,
+    });
+    let recorder = match &opts.record {
+        Some(path) => Some(Recorder::start(path)?),
+        None => None,
+    };
+    let clock = Clock::new();
+    let now = clock.now();
+    let hist = || Histogram::<u64>::new_with_bounds(1, 600 * SEC as u64, 3).expect("bounds");
+    let mut feed = Feed {
+        cfg,
+        endpoint,
+        tls,
+        poll,
+        clock,
+        core: Core::new(cfg, first_order_id(now))?,
+        out: Vec::with_capacity(MAX_INTENTS_PER_EVENT),
+        notifier,
+        recorder,
+        rng: ChaCha8Rng::seed_from_u64(now as u64),
+        precision: Precision {
+            price: cfg.price_precision,
+            qty: cfg.qty_precision,
+        },
+        conn: None,
+        last_activity: now,
+        connected_at: None,
+        next_connect: now,
+        backoff: BACKOFF_MIN_NS,
+        next_ping: Nanos::MAX,
+        ping_sent_at: None,
+        req_id: 0,
+        next_timer: now + TIMER_NS,
+        next_pnl: now + PNL_EVERY_NS,
+        resub_at: None,
+        last_resub: None,
+        resub_consecutive: 0,
+        subscribe_retry_at: None,
+        subscribe_backoff: BACKOFF_MIN_NS,
+        awaiting_snapshot: true,
+        frame_rx_ns: now,
+        tick_to_intent: hist(),
+        frame_to_done: hist(),
+        s: Counters::default(),
+    };
+    let deadline = opts
+        .duration
+        .map_or(Nanos::MAX, |d| now.saturating_add(d.as_nanos() as Nanos));
+    feed.run_loop(deadline, &opts.stop);
+    Ok(feed.finish(pinned))
+}
+
+/// Client order ids start from the clock so a restart never reuses one (Kraken's `cl_ord_id`
+/// must be unique among open orders).
+fn first_order_id(now: Nanos) -> u64 {
+    (now / 1_000) as u64
+}
+
+impl Feed<'_> {
+    fn run_loop(&mut self, deadline: Nanos, stop: &AtomicBool) {
+        let mut events = Events::with_capacity(64);
+        loop {
+            let now = self.clock.now();
+            if now >= deadline || stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let next = [
+                deadline,
+                self.next_timer,
+                self.next_ping,
+                self.resub_at.unwrap_or(Nanos::MAX),
+                self.subscribe_retry_at.unwrap_or(Nanos::MAX),
+                if self.conn.is_none() {
+                    self.next_connect
+                } else {
+                    self.last_activity + self.timeout_ns()
+                },
+            ]
+            .into_iter()
+            .min()
+            .unwrap_or(deadline);
+            let wait = Duration::from_nanos((next - now).max(0) as u64);
+            if let Err(e) = self.poll.poll(&mut events, Some(wait))
+                && e.kind() != std::io::ErrorKind::Interrupted
+            {
+                log::error!("poll failed: {e}");
+                return;
+            }
+            for ev in &events {
+                if ev.token() == WS {
+                    self.on_socket(ev.is_writable());
+                }
+            }
+            self.on_timers();
+        }
+    }
+
+    fn timeout_ns(&self) -> Nanos {
+        self.cfg.feed_timeout_ms as Nanos * MS
+    }
+
+    fn on_socket(&mut self, writable: bool) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let was_open = conn.is_open();
+        match conn.drive() {
+            Ok(true) => {
+                if !was_open {
+                    self.conn = Some(conn);
+                    self.on_open();
+                    conn = match self.conn.take() {
+                        Some(c) => c,
+                        None => return,
+                    };
+                }
+                if writable && let Err(e) = conn.flush() {
+                    self.lost(conn, &e.to_string(), false);
+                    return;
+                }
+                let result = conn.read(|bytes| self.on_frame(bytes));
+                match result {
+                    Ok(_) => self.conn = Some(conn),
+                    Err(e) => self.lost(conn, &e.to_string(), false),
+                }
+            }
+            Ok(false) => self.conn = Some(conn),
+            Err(e) => self.lost(conn, &e.to_string(), false),
+        }
+        self.after_frames();
+    }
+
+    fn on_open(&mut self) {
+        let now = self.clock.now();
+        self.s.connects += 1;
+        self.connected_at = Some(now);
+        self.last_activity = now;
+        self.next_ping = now + self.cfg.ping_interval_ms as Nanos * MS;
+        self.ping_sent_at = None;
+        self.notifier.send(Notice::Connected {
+            attempt: self.s.connects + self.s.reconnects,
+        });
+        self.subscribe_all();
+    }
+
+    fn subscribe_all(&mut self) {
+        let sym = &self.cfg.symbol;
+        let depth = self.cfg.book_depth;
+        let msgs = [
+            r#"{"method":"subscribe","params":{"channel":"instrument","snapshot":true},"req_id":1}"#
+                .to_string(),
+            format!(
+                r#"{{"method":"subscribe","params":{{"channel":"book","symbol":["{sym}"],"depth":{depth},"snapshot":true}},"req_id":2}}"#
+            ),
+            format!(
+                r#"{{"method":"subscribe","params":{{"channel":"trade","symbol":["{sym}"],"snapshot":false}},"req_id":3}}"#
+            ),
+        ];
+        for m in &msgs {
+            self.send(m);
+        }
+    }
+
+    fn send(&mut self, text: &str) {
+        if let Some(mut conn) = self.conn.take() {
+            match conn.send_text(text) {
+                Ok(()) => self.conn = Some(conn),
+                Err(e) => self.lost(conn, &e.to_string(), false),
+            }
+        }
+    }
+
+    /// One text frame, straight from the socket.
+    fn on_frame(&mut self, bytes: &[u8]) {
+        let rx = self.clock.now();
+        self.frame_rx_ns = rx;
+        self.last_activity = rx;
+        if let Some(r) = &self.recorder {
+            r.record(rx, bytes);
+        }
+        let before = *self.core.stats();
+        self.core.handle(rx, Event::Frame(bytes), &mut self.out);
+        let done = self.clock.now();
+        let _ = self.frame_to_done.record((done - rx).max(1) as u64);
+        let after = *self.core.stats();
+        if after.pongs > before.pongs {
+            self.ping_sent_at = None;
+        }
+        if after.snapshots > before.snapshots {
+            self.awaiting_snapshot = false;
+            self.subscribe_retry_at = None;
+            self.subscribe_backoff = BACKOFF_MIN_NS;
+        }
+        if after.method_errors > before.method_errors {
+            self.s.subscribe_errors += 1;
+            self.notifier
+                .send(Notice::ExchangeError(ShortText::new(bytes)));
+            if self.awaiting_snapshot && self.subscribe_retry_at.is_none() {
+                // Retry the subscriptions with backoff until the book arrives.
+                let delay = self.jitter(self.subscribe_backoff);
+                self.subscribe_retry_at = Some(rx + delay);
+                self.subscribe_backoff = (self.subscribe_backoff * 2).min(BACKOFF_MAX_NS);
+            }
+        }
+        if after.instrument_msgs > before.instrument_msgs
+            && let Some(i) = self.core.instrument()
+        {
+            self.precision = Precision {
+                price: i.price_precision,
+                qty: i.qty_precision,
+            };
+        }
+        self.take_intents(rx, true);
+    }
+
+    /// Routes the core's intents. `from_frame`: measure frame → intent latency.
+    fn take_intents(&mut self, rx: Nanos, from_frame: bool) {
+        let mut measured = false;
+        for i in 0..self.out.len() {
+            match self.out[i] {
+                Intent::Place(o) => {
+                    self.s.orders_placed += 1;
+                    if self.awaiting_snapshot {
+                        self.s.quotes_while_stale += 1;
+                    }
+                    self.notifier.send(Notice::Placed(o, self.precision));
+                    measured = true;
+                }
+                Intent::Cancel { .. } => {
+                    self.s.orders_cancelled += 1;
+                    measured = true;
+                }
+                Intent::CancelAll => measured = true,
+                Intent::Resubscribe { .. } => self.schedule_resubscribe(rx),
+                Intent::Alert(a) => self.notifier.send(Notice::Alert(a, self.precision)),
+                Intent::Snapshot => {}
+            }
+        }
+        if measured && from_frame {
+            let _ = self
+                .tick_to_intent
+                .record((self.clock.now() - rx).max(1) as u64);
+        }
+        self.out.clear();
+    }
+
+    fn schedule_resubscribe(&mut self, now: Nanos) {
+        self.awaiting_snapshot = true;
+        // Back-to-back failures (within a minute of the last resubscription) back off.
+        self.resub_consecutive = match self.last_resub {
+            Some(t) if now - t < 60 * SEC => self.resub_consecutive + 1,
+            _ => 1,
+        };
+        let delay = if self.resub_consecutive <= 1 {
+            0
+        } else {
+            (SEC << (self.resub_consecutive - 2).min(6)).min(BACKOFF_MAX_NS)
+        };
+        self.resub_at = Some(now + delay);
+        self.last_resub = Some(now);
+        self.notifier.send(Notice::Resubscribing {
+            consecutive: self.resub_consecutive,
+            delay_ms: (delay / MS) as u64,
+        });
+    }
+
+    fn resubscribe_book(&mut self) {
+        let sym = self.cfg.symbol.clone();
+        let depth = self.cfg.book_depth;
+        self.s.resubscribes += 1;
+        self.send(&format!(
+            r#"{{"method":"unsubscribe","params":{{"channel":"book","symbol":["{sym}"],"depth":{depth}}},"req_id":4}}"#
+        ));
+        self.send(&format!(
+            r#"{{"method":"subscribe","params":{{"channel":"book","symbol":["{sym}"],"depth":{depth},"snapshot":true}},"req_id":5}}"#
+        ));
+    }
+
+    fn after_frames(&mut self) {
+        if let Some(c) = &self.connected_at
+            && self.clock.now() - c > HEALTHY_NS
+        {
+            self.backoff = BACKOFF_MIN_NS;
+        }
+    }
+
+    fn on_timers(&mut self) {
+        let now = self.clock.now();
+        if now >= self.next_timer {
+            self.next_timer = now + TIMER_NS;
+            self.core.handle(now, Event::Timer, &mut self.out);
+            self.take_intents(now, false);
+        }
+        if now >= self.next_pnl {
+            self.next_pnl = now + PNL_EVERY_NS;
+            let a = self.core.account();
+            self.notifier.send(Notice::Pnl {
+                position: a.position,
+                realised: a.realised,
+                equity: a.equity,
+                fees: a.fees,
+                precision: self.precision,
+            });
+        }
+        match self.conn.take() {
+            None => {
+                if now >= self.next_connect {
+                    self.connect(now);
+                }
+            }
+            Some(conn) => {
+                if now - self.last_activity > self.timeout_ns() {
+                    self.s.watchdog += 1;
+                    let what = if conn.is_open() {
+                        "no frame"
+                    } else {
+                        "handshake not finished"
+                    };
+                    let msg = format!("{what} for {} ms (watchdog)", self.cfg.feed_timeout_ms);
+                    self.lost(conn, &msg, true);
+                    return;
+                }
+                if let Some(sent) = self.ping_sent_at
+                    && now - sent > self.timeout_ns()
+                {
+                    self.s.watchdog += 1;
+                    self.lost(conn, "no pong to our ping (watchdog)", true);
+                    return;
+                }
+                let open = conn.is_open();
+                self.conn = Some(conn);
+                if open && now >= self.next_ping {
+                    self.req_id += 1;
+                    self.s.pings += 1;
+                    self.next_ping = now + self.cfg.ping_interval_ms as Nanos * MS;
+                    if self.ping_sent_at.is_none() {
+                        self.ping_sent_at = Some(now);
+                    }
+                    let id = 1000 + self.req_id;
+                    self.send(&format!(r#"{{"method":"ping","req_id":{id}}}"#));
+                }
+                if open && self.resub_at.is_some_and(|t| now >= t) {
+                    self.resub_at = None;
+                    self.resubscribe_book();
+                }
+                if open && self.subscribe_retry_at.is_some_and(|t| now >= t) {
+                    self.subscribe_retry_at = None;
+                    self.subscribe_all();
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, now: Nanos) {
+        self.last_activity = now;
+        match Connection::start(&self.endpoint, self.tls.clone(), self.poll.registry(), WS) {
+            Ok(c) => {
+                self.conn = Some(c);
+                // The connect may already be complete (loopback); edge-triggered readiness
+                // will also report it, but driving now costs nothing.
+                self.on_socket(true);
+            }
+            Err(e) => self.schedule_reconnect(now, &e.to_string()),
+        }
+    }
+
+    /// The connection is gone: tell the core (book invalid, orders cancelled), schedule the
+    /// reconnect.
+    fn lost(&mut self, conn: Connection, reason: &str, _watchdog: bool) {
+        conn.close(self.poll.registry());
+        let now = self.clock.now();
+        self.s.reconnects += 1;
+        self.awaiting_snapshot = true;
+        self.resub_at = None;
+        self.subscribe_retry_at = None;
+        self.ping_sent_at = None;
+        self.next_ping = Nanos::MAX;
+        self.connected_at = None;
+        self.core.handle(now, Event::Disconnected, &mut self.out);
+        self.take_intents(now, false);
+        self.schedule_reconnect(now, reason);
+    }
+
+    fn schedule_reconnect(&mut self, now: Nanos, reason: &str) {
+        let delay = self.jitter(self.backoff);
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX_NS);
+        self.next_connect = now + delay;
+        self.notifier.send(Notice::ConnectionLost {
+            reason: ShortText::new(reason.as_bytes()),
+            retry_in_ms: (delay / MS) as u64,
+        });
+    }
+
+    /// `base` ± 20 %, so a fleet of clients does not reconnect in lockstep.
+    fn jitter(&mut self, base: Nanos) -> Nanos {
+        let f: f64 = self.rng.random_range(0.8..1.2);
+        (base as f64 * f) as Nanos
+    }
+
+    fn finish(mut self, pinned: bool) -> Summary {
+        let now = self.clock.now();
+        // Leave nothing resting: the core cancels its orders as on a disconnect.
+        if let Some(conn) = self.conn.take() {
+            conn.close(self.poll.registry());
+        }
+        self.core.handle(now, Event::Disconnected, &mut self.out);
+        // Count the cancels; the "disconnected" alert of a planned stop is not news.
+        for i in &self.out {
+            if matches!(i, Intent::Cancel { .. }) {
+                self.s.orders_cancelled += 1;
+            }
+        }
+        self.out.clear();
+        let (frames_recorded, recorder_dropped) = match self.recorder.take() {
+            Some(r) => {
+                let dropped = r.dropped();
+                match r.finish() {
+                    Ok(n) => (n, dropped),
+                    Err(e) => {
+                        log::error!("{e}");
+                        (0, dropped)
+                    }
+                }
+            }
+            None => (0, 0),
+        };
+        let st = *self.core.stats();
+        let a = self.core.account();
+        let p = self.precision;
+        let cash = |c: crate::core::money::Cash| c.to_f64(p.price + p.qty);
+        let mark = self.core.signals().micro;
+        let unrealised = mark.map_or(0.0, |m| cash(a.unrealised(m)));
+        Summary {
+            mode: if self.core.is_paper() {
+                "paper"
+            } else {
+                "live"
+            },
+            duration_s: (now - self.clock.epoch) as f64 / 1e9,
+            frames: st.frames,
+            ticks: st.ticks,
+            book_messages: st.book_msgs,
+            snapshots: st.snapshots,
+            checksums_ok: st.checksum_ok,
+            checksum_mismatches: st.checksum_mismatch,
+            crossed_books: st.crossed,
+            resubscribes: self.s.resubscribes,
+            parse_errors: st.parse_errors_total(),
+            updates_ignored: st.updates_ignored,
+            connects: self.s.connects,
+            reconnects: self.s.reconnects,
+            watchdog_timeouts: self.s.watchdog,
+            subscribe_errors: self.s.subscribe_errors,
+            pings: self.s.pings,
+            pongs: st.pongs,
+            heartbeats: st.heartbeats,
+            orders_placed: self.s.orders_placed,
+            orders_cancelled: self.s.orders_cancelled,
+            fills: st.fills,
+            position: a.position as f64 / 10f64.powi(i32::from(p.qty)),
+            realized_pnl: cash(a.realised),
+            unrealized_pnl: unrealised,
+            equity: cash(a.equity),
+            fees_paid: cash(a.fees),
+            quotes_while_stale: self.s.quotes_while_stale,
+            notices_dropped: self.notifier.dropped(),
+            recorder_dropped,
+            frames_recorded,
+            tick_to_intent: Latency::from(&self.tick_to_intent),
+            frame_to_done: Latency::from(&self.frame_to_done),
+            pinned,
+            state: self.core.state().name(),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Side threads: everything that does I/O for the core without slowing it.
+
+pub mod notify;

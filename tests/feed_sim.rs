@@ -1,0 +1,177 @@
+//! The feed thread against the Kraken simulator over loopback (ws:// and wss://), with the
+//! simulator's fault switches: what a user relies on when the network misbehaves.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use wildbot::config::Config;
+use wildbot::feed::{RunOptions, Summary};
+use wildbot::sim::{Faults, SimConfig, SimTls, Simulator};
+
+fn config(url: &str) -> Config {
+    Config {
+        ws_url: url.to_string(),
+        feed_timeout_ms: 1000,
+        ping_interval_ms: 300,
+        ..Config::default()
+    }
+}
+
+/// Runs the feed for `secs` against `sim`, calling `script` on a side thread with the faults.
+fn run_against(
+    sim: &Simulator,
+    cfg: &Config,
+    secs: f64,
+    script: impl FnOnce(&Faults) + Send,
+) -> Summary {
+    let (notifier, notify) = wildbot::side::notify::start().unwrap();
+    let opts = RunOptions {
+        duration: Some(Duration::from_secs_f64(secs)),
+        ..RunOptions::default()
+    };
+    let summary = std::thread::scope(|s| {
+        s.spawn(|| script(sim.faults()));
+        wildbot::feed::run(cfg, &opts, &notifier, |_| {}).unwrap()
+    });
+    drop(notifier);
+    notify.join().unwrap();
+    summary
+}
+
+fn sleep(secs: f64) {
+    std::thread::sleep(Duration::from_secs_f64(secs));
+}
+
+fn start(tls: Option<SimTls>) -> Simulator {
+    Simulator::start(SimConfig {
+        tls,
+        ..SimConfig::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn snapshot_then_updates_keep_the_book_identical_to_the_simulators() {
+    let sim = start(None);
+    let s = run_against(&sim, &config(&sim.url()), 3.0, |_| {});
+    // Every book message carries the simulator's CRC32 of its own book: all matched.
+    assert!(s.book_messages > 300, "{s:?}");
+    assert_eq!(s.checksums_ok, s.book_messages, "{s:?}");
+    assert_eq!((s.checksum_mismatches, s.parse_errors), (0, 0));
+    assert_eq!((s.snapshots, s.connects, s.reconnects), (1, 1, 0));
+    assert!(s.pongs >= 5 && s.heartbeats >= 2, "{s:?}");
+    assert!(s.ticks > 0);
+}
+
+#[test]
+fn wss_with_a_certificate_generated_now() {
+    let tls = SimTls::generate().unwrap();
+    let dir = std::env::temp_dir().join(format!("wildbot-ca-{}.pem", std::process::id()));
+    std::fs::write(&dir, &tls.cert_pem).unwrap();
+    let sim = start(Some(tls));
+    assert!(sim.url().starts_with("wss://localhost:"));
+    let mut cfg = config(&sim.url());
+    cfg.ws_ca_file = Some(dir.display().to_string());
+    let s = run_against(&sim, &cfg, 3.0, |_| {});
+    std::fs::remove_file(&dir).unwrap();
+    assert!(s.book_messages > 300, "{s:?}");
+    assert_eq!(s.checksums_ok, s.book_messages);
+    assert_eq!(s.checksum_mismatches, 0);
+
+    // Without trusting the certificate, the connection is refused and retried, never used.
+    let sim = start(Some(SimTls::generate().unwrap()));
+    let s = run_against(&sim, &config(&sim.url()), 1.5, |_| {});
+    assert_eq!((s.connects, s.book_messages), (0, 0), "{s:?}");
+    assert!(s.reconnects >= 1);
+}
+
+#[test]
+fn dropped_connection_reconnects_resubscribes_and_never_quotes_from_the_stale_book() {
+    let sim = start(None);
+    let s = run_against(&sim, &config(&sim.url()), 5.0, |f| {
+        sleep(1.5);
+        f.drop_connections();
+    });
+    assert_eq!(s.connects, 2, "{s:?}");
+    assert!(s.reconnects >= 1);
+    assert_eq!(s.snapshots, 2, "a fresh snapshot after the reconnect");
+    assert_eq!(sim.stats().book_subscriptions.load(Ordering::SeqCst), 2);
+    assert_eq!(s.quotes_while_stale, 0);
+    assert_eq!(s.checksum_mismatches, 0);
+    assert_eq!(s.checksums_ok, s.book_messages);
+}
+
+#[test]
+fn corrupted_checksum_leads_to_a_resync() {
+    let sim = start(None);
+    let s = run_against(&sim, &config(&sim.url()), 3.5, |f| {
+        sleep(1.0);
+        f.bad_checksums.store(1, Ordering::SeqCst);
+    });
+    assert_eq!(s.checksum_mismatches, 1, "{s:?}");
+    assert_eq!(s.resubscribes, 1);
+    assert_eq!(s.snapshots, 2);
+    assert_eq!(sim.stats().book_unsubscriptions.load(Ordering::SeqCst), 1);
+    assert_eq!(s.quotes_while_stale, 0);
+    assert_eq!(s.reconnects, 0, "a resync is not a reconnect");
+}
+
+#[test]
+fn malformed_frames_are_counted_and_skipped_while_the_feed_goes_on() {
+    let sim = start(None);
+    let s = run_against(&sim, &config(&sim.url()), 3.0, |f| {
+        sleep(1.0);
+        f.malformed.store(3, Ordering::SeqCst);
+    });
+    assert_eq!(s.parse_errors, 3, "{s:?}");
+    assert_eq!(s.checksum_mismatches, 0);
+    assert_eq!(s.checksums_ok, s.book_messages);
+    assert_eq!((s.snapshots, s.reconnects), (1, 0));
+    assert!(s.book_messages > 300);
+}
+
+#[test]
+fn a_silent_server_trips_the_watchdog() {
+    let sim = start(None);
+    let s = run_against(&sim, &config(&sim.url()), 5.5, |f| {
+        sleep(1.0);
+        f.silent.store(true, Ordering::SeqCst);
+        sleep(1.6);
+        f.silent.store(false, Ordering::SeqCst);
+    });
+    assert!(s.watchdog_timeouts >= 1, "{s:?}");
+    assert!(s.reconnects >= 1);
+    assert!(s.connects >= 2, "reconnected once the server spoke again");
+    assert!(s.snapshots >= 2);
+    assert_eq!(s.quotes_while_stale, 0);
+}
+
+#[test]
+fn frames_split_across_tcp_writes_parse() {
+    let sim = start(None);
+    sim.faults().split_frames.store(true, Ordering::SeqCst);
+    let s = run_against(&sim, &config(&sim.url()), 3.0, |_| {});
+    assert!(s.book_messages > 10, "{s:?}");
+    assert_eq!(s.checksums_ok, s.book_messages);
+    assert_eq!(s.parse_errors, 0);
+}
+
+#[test]
+fn a_rejected_subscription_is_retried_with_backoff() {
+    let sim = start(None);
+    sim.faults()
+        .reject_subscriptions
+        .store(true, Ordering::SeqCst);
+    // Rejected at once, retried after ~1 s (rejected), then after ~2 s (accepted).
+    let s = run_against(&sim, &config(&sim.url()), 6.0, |f| {
+        sleep(1.5);
+        f.reject_subscriptions.store(false, Ordering::SeqCst);
+    });
+    assert!(s.subscribe_errors >= 3, "{s:?}");
+    assert_eq!(s.snapshots, 1, "subscribed once the server accepted");
+    assert!(s.book_messages > 50, "{s:?}");
+    assert_eq!(
+        s.connects, 1,
+        "a refused subscription is not a reason to reconnect"
+    );
+}

@@ -1,0 +1,96 @@
+//! `kraken-sim`: the Kraken WS v2 simulator as a stand-alone server.
+//!
+//! `kraken-sim --port 8790` serves `ws://127.0.0.1:8790/v2`; `--tls` serves `wss://` with a
+//! certificate generated at start-up, written to `--cert-out` for clients to trust
+//! (`ws_ca_file` in WildBot's config). Runs until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use wildbot::sim::{SimConfig, SimTls, Simulator};
+
+#[derive(Parser)]
+#[command(
+    name = "kraken-sim",
+    version,
+    about = "Offline Kraken WebSocket v2 simulator"
+)]
+struct Args {
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 8790)]
+    port: u16,
+    /// Address to bind instead of 127.0.0.1.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+    /// Market seed (connection n uses seed + n).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Milliseconds between market steps.
+    #[arg(long, default_value_t = 2)]
+    step_ms: u64,
+    /// Volatility multiplier (1 = the bench market).
+    #[arg(long, default_value_t = 1.0)]
+    volatility: f64,
+    /// Serve wss:// with a freshly generated self-signed certificate.
+    #[arg(long)]
+    tls: bool,
+    /// Where to write that certificate (PEM).
+    #[arg(long, default_value = "kraken-sim-ca.pem")]
+    cert_out: String,
+}
+
+fn main() -> std::process::ExitCode {
+    let a = Args::parse();
+    let bind: SocketAddr = match format!("{}:{}", a.bind, a.port).parse() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: --bind/--port: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let tls = if a.tls {
+        match SimTls::generate() {
+            Ok(t) => {
+                if let Err(e) = std::fs::write(&a.cert_out, &t.cert_pem) {
+                    eprintln!("error: --cert-out {}: {e}", a.cert_out);
+                    return std::process::ExitCode::from(1);
+                }
+                Some(t)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
+    let sim = match Simulator::start(SimConfig {
+        bind,
+        seed: a.seed,
+        step: Duration::from_millis(a.step_ms.max(1)),
+        volatility: a.volatility,
+        tls,
+        ..SimConfig::default()
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    println!("kraken-sim listening on {}", sim.url());
+    if a.tls {
+        println!("certificate: {} (set ws_ca_file to it)", a.cert_out);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, stop.clone());
+    }
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sim.stop();
+    std::process::ExitCode::SUCCESS
+}
