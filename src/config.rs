@@ -500,6 +500,25 @@ mod tests {
     }
 
     #[test]
+    fn feed_keys_are_checked_and_named() {
+        for (toml, key) in [
+            ("ws_url = \"https://ws.kraken.com/v2\"\n", "ws_url"),
+            ("feed_timeout_ms = 100\n", "feed_timeout_ms"),
+            ("ping_interval_ms = 6000\n", "ping_interval_ms"),
+            ("ping_interval_ms = 0\n", "ping_interval_ms"),
+            ("log_level = \"loud\"\n", "log_level"),
+        ] {
+            let e = err_of(toml);
+            assert!(e.contains(key), "{toml}: {e}");
+        }
+        let c = Config::from_toml_str("core_id = 1\nws_ca_file = \"ca.pem\"\n", &[]).unwrap();
+        assert_eq!(
+            (c.core_id, c.ws_ca_file.as_deref()),
+            (Some(1), Some("ca.pem"))
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let e = err_of("order_qtty = 0.001\n");
         assert!(e.contains("order_qtty"), "{e}");

@@ -53,7 +53,10 @@ fn start(tls: Option<SimTls>) -> Simulator {
 #[test]
 fn snapshot_then_updates_keep_the_book_identical_to_the_simulators() {
     let sim = start(None);
-    let s = run_against(&sim, &config(&sim.url()), 3.0, |_| {});
+    let mut cfg = config(&sim.url());
+    cfg.core_id = Some(0);
+    let s = run_against(&sim, &cfg, 3.0, |_| {});
+    assert!(s.pinned, "pinned to core 0");
     // Every book message carries the simulator's CRC32 of its own book: all matched.
     assert!(s.book_messages > 300, "{s:?}");
     assert_eq!(s.checksums_ok, s.book_messages, "{s:?}");
@@ -119,10 +122,13 @@ fn corrupted_checksum_leads_to_a_resync() {
 #[test]
 fn malformed_frames_are_counted_and_skipped_while_the_feed_goes_on() {
     let sim = start(None);
-    let s = run_against(&sim, &config(&sim.url()), 3.0, |f| {
+    let mut cfg = config(&sim.url());
+    cfg.core_id = Some(4096); // not on this machine: a warning and an unpinned run
+    let s = run_against(&sim, &cfg, 3.0, |f| {
         sleep(1.0);
         f.malformed.store(3, Ordering::SeqCst);
     });
+    assert!(!s.pinned);
     assert_eq!(s.parse_errors, 3, "{s:?}");
     assert_eq!(s.checksum_mismatches, 0);
     assert_eq!(s.checksums_ok, s.book_messages);

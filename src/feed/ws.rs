@@ -362,3 +362,36 @@ pub fn tls_connector(extra_ca_pem: Option<&str>) -> Result<TlsConnector, String>
     }
     b.build().map_err(|e| format!("tls: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_from_urls() {
+        let e = Endpoint::parse("wss://ws.kraken.com/v2").unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.port, e.tls),
+            ("ws.kraken.com", 443, true)
+        );
+        let e = Endpoint::parse("ws://127.0.0.1:8790/v2").unwrap();
+        assert_eq!((e.host.as_str(), e.port, e.tls), ("127.0.0.1", 8790, false));
+        let e = Endpoint::parse("ws://[::1]/v2").unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("::1", 80));
+        assert!(
+            Endpoint::parse("https://ws.kraken.com/v2")
+                .unwrap_err()
+                .contains("ws://")
+        );
+        assert!(Endpoint::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn a_missing_ca_file_is_named() {
+        let e = tls_connector(Some("/nonexistent/ca.pem")).unwrap_err();
+        assert!(
+            e.contains("ws_ca_file") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::core::event::{Alert, AlertKind, AlertLevel, OrderRequest};
-use crate::core::money::{Cash, Price, Qty};
+use crate::core::money::{Cash, Qty};
 
 /// Capacity of the notice channel.
 pub const CAPACITY: usize = 1024;
@@ -245,10 +245,4 @@ fn log_alert(a: Alert, p: Precision) {
         AlertLevel::Warning => log::warn!("{text}"),
         AlertLevel::Info => log::info!("{text}"),
     }
-}
-
-/// For tests and the summary: show a price.
-#[must_use]
-pub fn price_text(p: Price, precision: u8) -> String {
-    p.show(precision).to_string()
 }
