@@ -242,6 +242,7 @@ struct Feed<'a> {
     resub_consecutive: u32,
     subscribe_retry_at: Option<Nanos>,
     subscribe_backoff: Nanos,
+    instrument_msgs_at_connect: u64,
     /// From a disconnect or resubscription until the core has a fresh snapshot.
     awaiting_snapshot: bool,
     frame_rx_ns: Nanos,
@@ -325,6 +326,7 @@ pub fn run(
         resub_consecutive: 0,
         subscribe_retry_at: None,
         subscribe_backoff: BACKOFF_MIN_NS,
+        instrument_msgs_at_connect: 0,
         awaiting_snapshot: true,
         frame_rx_ns: now,
         tick_to_intent: hist(),
@@ -428,25 +430,29 @@ impl Feed<'_> {
         self.notifier.send(Notice::Connected {
             attempt: self.s.connects + self.s.reconnects,
         });
-        self.subscribe_all();
+        self.instrument_msgs_at_connect = self.core.stats().instrument_msgs;
+        self.subscribe(true, true);
     }
 
-    fn subscribe_all(&mut self) {
-        let sym = &self.cfg.symbol;
+    /// Subscribes to trades, and to the book and the instrument channel when asked (a retry
+    /// after an error ack leaves out what already streams: a second book subscription would
+    /// bring a needless snapshot).
+    fn subscribe(&mut self, book: bool, instrument: bool) {
+        let sym = self.cfg.symbol.clone();
         let depth = self.cfg.book_depth;
-        let msgs = [
-            r#"{"method":"subscribe","params":{"channel":"instrument","snapshot":true},"req_id":1}"#
-                .to_string(),
-            format!(
-                r#"{{"method":"subscribe","params":{{"channel":"book","symbol":["{sym}"],"depth":{depth},"snapshot":true}},"req_id":2}}"#
-            ),
-            format!(
-                r#"{{"method":"subscribe","params":{{"channel":"trade","symbol":["{sym}"],"snapshot":false}},"req_id":3}}"#
-            ),
-        ];
-        for m in &msgs {
-            self.send(m);
+        if instrument {
+            self.send(
+                r#"{"method":"subscribe","params":{"channel":"instrument","snapshot":true},"req_id":1}"#,
+            );
         }
+        if book {
+            self.send(&format!(
+                r#"{{"method":"subscribe","params":{{"channel":"book","symbol":["{sym}"],"depth":{depth},"snapshot":true}},"req_id":2}}"#
+            ));
+        }
+        self.send(&format!(
+            r#"{{"method":"subscribe","params":{{"channel":"trade","symbol":["{sym}"],"snapshot":false}},"req_id":3}}"#
+        ));
     }
 
     fn send(&mut self, text: &str) {
@@ -633,7 +639,9 @@ impl Feed<'_> {
                 }
                 if open && self.subscribe_retry_at.is_some_and(|t| now >= t) {
                     self.subscribe_retry_at = None;
-                    self.subscribe_all();
+                    let instrument =
+                        self.core.stats().instrument_msgs == self.instrument_msgs_at_connect;
+                    self.subscribe(self.awaiting_snapshot, instrument);
                 }
             }
         }
