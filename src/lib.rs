@@ -15,6 +15,7 @@ pub mod config;
 pub mod core;
 pub mod feed;
 pub mod feedfile;
+pub mod kraken;
 pub mod side;
 pub mod sim;
 pub mod synth;
