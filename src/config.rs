@@ -147,6 +147,11 @@ pub struct Config {
     pub rest_min_interval_ms: u64,
     pub fill_poll_s: u64,
     pub balance_refresh_s: u64,
+    pub rate_tier: crate::kraken::ratecounter::Tier,
+    /// Dead man's switch: CancelAllOrdersAfter every this many seconds (0: off).
+    pub deadman_refresh_s: u64,
+    pub deadman_timeout_s: u64,
+    pub rest_timeout_ms: u64,
     // Feed thread.
     /// CPU core to pin the feed thread to; absent → unpinned.
     pub core_id: Option<usize>,
@@ -195,6 +200,10 @@ impl Default for Config {
             rest_min_interval_ms: 1000,
             fill_poll_s: 5,
             balance_refresh_s: 300,
+            rate_tier: crate::kraken::ratecounter::Tier::Starter,
+            deadman_refresh_s: 20,
+            deadman_timeout_s: 60,
+            rest_timeout_ms: 5000,
             core_id: None,
             feed_timeout_ms: 5000,
             ping_interval_ms: 2000,
@@ -289,6 +298,15 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.ws_url.starts_with("ws://") || self.ws_url.starts_with("wss://")) {
             return Err(invalid("ws_url", "must start with ws:// or wss://"));
+        }
+        if self.deadman_refresh_s > 0 && self.deadman_timeout_s <= self.deadman_refresh_s {
+            return Err(invalid(
+                "deadman_timeout_s",
+                "must be longer than deadman_refresh_s, or Kraken cancels between two refreshes",
+            ));
+        }
+        if self.rest_timeout_ms < 100 {
+            return Err(invalid("rest_timeout_ms", "must be at least 100"));
         }
         if self.feed_timeout_ms < 500 {
             return Err(invalid(

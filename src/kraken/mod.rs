@@ -2,4 +2,6 @@
 //! worker build on these).
 
 pub mod errors;
+pub mod ratecounter;
+pub mod rest;
 pub mod sign;
