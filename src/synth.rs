@@ -84,6 +84,7 @@ pub struct SynthMarket {
     now: Nanos,
     trade_id: u64,
     pending: Option<String>,
+    last_trade: Option<(u64, bool, i64, u64)>,
 }
 
 impl SynthMarket {
@@ -105,10 +106,23 @@ impl SynthMarket {
             now: cfg.start_ns,
             trade_id: 1,
             pending: None,
+            last_trade: None,
             cfg,
         };
         m.refill();
         m
+    }
+
+    /// Best bid and ask of the true book, in price units.
+    #[must_use]
+    pub fn touch(&self) -> Option<(i64, i64)> {
+        Some((*self.bids.keys().next_back()?, *self.asks.keys().next()?))
+    }
+
+    /// The trade of the last trade step: (trade id, taker buys, price units, lots).
+    #[must_use]
+    pub fn last_trade(&self) -> Option<(u64, bool, i64, u64)> {
+        self.last_trade
     }
 
     /// Current time of the market.
@@ -323,6 +337,7 @@ impl SynthMarket {
         self.refill();
         let id = self.trade_id;
         self.trade_id += 1;
+        self.last_trade = Some((id, buy, price, take));
         let mut s = String::with_capacity(220);
         let _ = write!(
             s,

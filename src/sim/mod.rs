@@ -10,6 +10,8 @@
 //! next checksums, send malformed frames, reject subscriptions, split frames across TCP writes.
 //! TLS (`wss://`) uses a certificate generated at start-up ([`SimTls::generate`]).
 
+pub mod rest;
+
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -141,6 +143,7 @@ pub struct Simulator {
     stats: Arc<SimStats>,
     shutdown: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    market: Arc<std::sync::Mutex<rest::MarketView>>,
 }
 
 impl Simulator {
@@ -159,11 +162,17 @@ impl Simulator {
         let faults = Arc::new(Faults::default());
         let stats = Arc::new(SimStats::default());
         let shutdown = Arc::new(AtomicBool::new(false));
-        let (f, s, sd) = (faults.clone(), stats.clone(), shutdown.clone());
+        let market = Arc::new(std::sync::Mutex::new(rest::MarketView::default()));
+        let (f, s, sd, m) = (
+            faults.clone(),
+            stats.clone(),
+            shutdown.clone(),
+            market.clone(),
+        );
         let tls = acceptor.is_some();
         let thread = std::thread::Builder::new()
             .name("kraken-sim".into())
-            .spawn(move || accept_loop(&listener, &cfg, acceptor, &f, &s, &sd))
+            .spawn(move || accept_loop(&listener, &cfg, acceptor, &f, &s, &sd, &m))
             .map_err(|e| e.to_string())?;
         Ok(Simulator {
             addr,
@@ -172,7 +181,15 @@ impl Simulator {
             stats,
             shutdown,
             thread: Some(thread),
+            market,
         })
+    }
+
+    /// The market the sessions publish (touch and trades), for the REST simulator to match
+    /// orders against.
+    #[must_use]
+    pub fn market(&self) -> Arc<std::sync::Mutex<rest::MarketView>> {
+        self.market.clone()
     }
 
     /// The `ws://` or `wss://` URL clients connect to.
@@ -234,6 +251,7 @@ fn accept_loop(
     faults: &Arc<Faults>,
     stats: &Arc<SimStats>,
     shutdown: &Arc<AtomicBool>,
+    market: &Arc<std::sync::Mutex<rest::MarketView>>,
 ) {
     let mut workers = Vec::new();
     for (n, conn) in listener.incoming().enumerate() {
@@ -242,18 +260,18 @@ fn accept_loop(
         }
         let Ok(tcp) = conn else { continue };
         stats.connections.fetch_add(1, Ordering::SeqCst);
-        let (cfg, acc, f, s, sd) = (
-            cfg.clone(),
-            acceptor.clone(),
-            faults.clone(),
-            stats.clone(),
-            shutdown.clone(),
-        );
+        let (cfg, acc) = (cfg.clone(), acceptor.clone());
+        let shared = Shared {
+            faults: faults.clone(),
+            stats: stats.clone(),
+            shutdown: shutdown.clone(),
+            market: market.clone(),
+        };
         let seed = cfg.seed + n as u64;
         let h = std::thread::Builder::new()
             .name(format!("kraken-sim-{n}"))
             .spawn(move || {
-                if let Err(e) = serve(tcp, &cfg, seed, acc.as_deref(), &f, &s, &sd) {
+                if let Err(e) = serve(tcp, &cfg, seed, acc.as_deref(), &shared) {
                     log::debug!("kraken-sim connection {n}: {e}");
                 }
             });
@@ -316,6 +334,7 @@ struct Session {
     trades: bool,
     depth: u16,
     symbol: String,
+    last_published_trade: u64,
 }
 
 fn now_text() -> String {
@@ -325,15 +344,27 @@ fn now_text() -> String {
     format_rfc3339(ns)
 }
 
+/// What every connection shares with the simulator.
+struct Shared {
+    faults: Arc<Faults>,
+    stats: Arc<SimStats>,
+    shutdown: Arc<AtomicBool>,
+    market: Arc<std::sync::Mutex<rest::MarketView>>,
+}
+
 fn serve(
     tcp: TcpStream,
     cfg: &SimConfig,
     seed: u64,
     acceptor: Option<&native_tls::TlsAcceptor>,
-    faults: &Arc<Faults>,
-    stats: &SimStats,
-    shutdown: &AtomicBool,
+    shared: &Shared,
 ) -> Result<(), String> {
+    let (faults, stats, shutdown, market) = (
+        &shared.faults,
+        &*shared.stats,
+        &*shared.shutdown,
+        &*shared.market,
+    );
     if shutdown.load(Ordering::SeqCst) {
         return Ok(());
     }
@@ -365,6 +396,7 @@ fn serve(
         trades: false,
         depth: 10,
         symbol: "BTC/USD".into(),
+        last_published_trade: 0,
     };
     let silent = || faults.silent.load(Ordering::Relaxed);
     if !silent() {
@@ -405,6 +437,7 @@ fn serve(
             next_step += cfg.step;
             steps += 1;
             s.step(faults, stats, silent())?;
+            s.publish(market);
         }
         if now >= next_step {
             next_step = now + cfg.step;
@@ -419,6 +452,23 @@ fn serve(
 }
 
 impl Session {
+    /// Shares the market's touch and its latest trade with the REST simulator.
+    fn publish(&mut self, market: &std::sync::Mutex<rest::MarketView>) {
+        let mut m = market
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((bid, ask)) = self.market.touch() {
+            (m.bid, m.ask) = (bid, ask);
+        }
+        if let Some((id, _, px, q)) = self.market.last_trade()
+            && self.last_published_trade != id
+            && m.trades.len() < 10_000
+        {
+            self.last_published_trade = id;
+            m.trades.push((px, q));
+        }
+    }
+
     fn send(&mut self, text: &str) -> Result<(), String> {
         self.ws.send(Message::text(text)).map_err(|e| e.to_string())
     }
