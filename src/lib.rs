@@ -13,6 +13,7 @@ pub mod alloc;
 pub mod bench;
 pub mod config;
 pub mod core;
+pub mod exec;
 pub mod feed;
 pub mod feedfile;
 pub mod kraken;

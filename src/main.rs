@@ -78,8 +78,8 @@ enum Command {
         /// Config file (its ws_url is replaced by the simulator's).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Seed of the simulated market.
-        #[arg(long, default_value_t = 42)]
+        /// Seed of the simulated market (11: a lively 20 s, with fills on both paths).
+        #[arg(long, default_value_t = 11)]
         seed: u64,
         /// Volatility multiplier of the simulated market.
         #[arg(long, default_value_t = 1.0)]
@@ -90,6 +90,9 @@ enum Command {
         /// Serve and connect over TLS (wss://) with a certificate generated now.
         #[arg(long)]
         tls: bool,
+        /// Paper trade instead of trading live against the simulator's REST API.
+        #[arg(long)]
+        paper: bool,
         #[command(flatten)]
         session: SessionArgs,
     },
@@ -115,7 +118,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config, session } => match Config::load(&config, &[]) {
-            Ok(cfg) => run_session(&cfg, &session),
+            Ok(cfg) => match wildbot::kraken::rest::Credentials::from_env() {
+                Ok(creds) => run_session(&cfg, &session, creds),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            },
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(2)
@@ -127,8 +136,19 @@ fn main() -> ExitCode {
             volatility,
             step_ms,
             tls,
+            paper,
             session,
-        } => demo(config.as_deref(), seed, volatility, step_ms, tls, &session),
+        } => demo(
+            config.as_deref(),
+            &DemoArgs {
+                seed,
+                volatility,
+                step_ms,
+                tls,
+                paper,
+            },
+            &session,
+        ),
         Command::CheckConfig { file } => match Config::load(&file, &[]) {
             Ok(cfg) => {
                 println!("# {}: valid. Effective settings:", file.display());
@@ -205,12 +225,16 @@ fn init_logging(level: &str) {
     );
 }
 
-fn run_session(cfg: &Config, args: &SessionArgs) -> ExitCode {
+fn run_session(
+    cfg: &Config,
+    args: &SessionArgs,
+    credentials: Option<wildbot::kraken::rest::Credentials>,
+) -> ExitCode {
     init_logging(args.log_level.as_deref().unwrap_or(&cfg.log_level));
-    if cfg.live_mode {
+    if cfg.live_mode && credentials.is_none() {
         eprintln!(
-            "error: config key `live_mode`: live trading needs the REST order worker, which this \
-             build does not have yet; set live_mode = false to paper trade"
+            "error: config key `live_mode` is true but KRAKEN_API_KEY / KRAKEN_API_SECRET are not \
+             set; set them, or live_mode = false to paper trade"
         );
         return ExitCode::from(2);
     }
@@ -218,6 +242,7 @@ fn run_session(cfg: &Config, args: &SessionArgs) -> ExitCode {
         duration: args.duration.map(std::time::Duration::from_secs_f64),
         record: args.record.clone(),
         stop: std::sync::Arc::default(),
+        credentials,
     };
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // The feed loop wakes at least every 100 ms and sees the flag.
@@ -263,14 +288,22 @@ fn run_session(cfg: &Config, args: &SessionArgs) -> ExitCode {
     }
 }
 
-fn demo(
-    config: Option<&std::path::Path>,
+struct DemoArgs {
     seed: u64,
     volatility: f64,
     step_ms: u64,
     tls: bool,
-    args: &SessionArgs,
-) -> ExitCode {
+    paper: bool,
+}
+
+fn demo(config: Option<&std::path::Path>, d: &DemoArgs, args: &SessionArgs) -> ExitCode {
+    let DemoArgs {
+        seed,
+        volatility,
+        step_ms,
+        tls,
+        paper,
+    } = *d;
     let mut cfg = match config.map(|c| Config::load(c, &[])) {
         Some(Ok(c)) => c,
         Some(Err(e)) => {
@@ -311,11 +344,39 @@ fn demo(
     };
     cfg.ws_url = sim.url();
     cfg.ws_ca_file = ca_file.as_ref().map(|p| p.display().to_string());
+    // Live against the simulator's private REST API, with its public demo key pair: the real
+    // signed order path. A local exchange answers in microseconds, so the demo polls faster.
+    let rest = if paper {
+        None
+    } else {
+        match wildbot::sim::rest::RestSim::start("10000", "0", sim.market()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("error: kraken simulator REST: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    };
+    let creds = rest.as_ref().map(|r| {
+        cfg.live_mode = true;
+        cfg.rest_url = r.url();
+        cfg.rest_min_interval_ms = 200;
+        cfg.fill_poll_s = 1;
+        wildbot::kraken::rest::Credentials::new(
+            wildbot::sim::rest::DEMO_KEY,
+            wildbot::sim::rest::DEMO_SECRET,
+        )
+        .expect("the demo pair is valid")
+    });
     eprintln!(
-        "demo: Kraken simulator at {} (seed {seed}, volatility x{volatility})",
-        sim.url()
+        "demo: Kraken simulator at {} (seed {seed}, volatility x{volatility}){}",
+        sim.url(),
+        rest.as_ref()
+            .map(|r| format!(", private REST at {} (LIVE against the simulator)", r.url()))
+            .unwrap_or_default()
     );
-    let code = run_session(&cfg, args);
+    let code = run_session(&cfg, args, creds);
+    drop(rest);
     sim.stop();
     if let Some(p) = ca_file {
         let _ = std::fs::remove_file(p);

@@ -45,6 +45,9 @@ pub struct SynthConfig {
     pub trade_probability: f64,
     /// Multiplier of the fair price's volatility (1 = the bench market).
     pub volatility: f64,
+    /// Probability that a trade step is a sweep: a large market order that takes every level
+    /// up to 10–40 bps from the touch, leaving a wick the makers refill (0 in the bench).
+    pub sweep_probability: f64,
 }
 
 impl Default for SynthConfig {
@@ -61,6 +64,7 @@ impl Default for SynthConfig {
             mean_step_ns: 10_000_000,
             trade_probability: 0.15,
             volatility: 1.0,
+            sweep_probability: 0.0,
         }
     }
 }
@@ -326,14 +330,33 @@ impl SynthMarket {
                 .map(|(p, q)| (*p, *q))
                 .unwrap_or((0, 0))
         };
-        let take = (avail as f64 * self.rng.random_range(0.1f64..1.0)).max(1.0) as u64;
-        let take = take.min(avail);
-        let side = if buy { &mut self.asks } else { &mut self.bids };
-        if take >= avail {
-            side.remove(&price);
+        let sweep = self.cfg.sweep_probability > 0.0
+            && self.rng.random_bool(self.cfg.sweep_probability.min(1.0));
+        let (price, take) = if sweep {
+            // Every level up to `limit` goes and the last fill prints at `limit` (the true
+            // book here is only a few levels deep; a real one has liquidity that far out).
+            let bps: f64 = self.rng.random_range(10.0..40.0);
+            let reach = (price as f64 * bps / 10_000.0) as i64;
+            let limit = if buy { price + reach } else { price - reach };
+            let hit: Vec<(i64, u64)> = if buy {
+                side.range(..=limit).map(|(p, q)| (*p, *q)).collect()
+            } else {
+                side.range(limit..).map(|(p, q)| (*p, *q)).collect()
+            };
+            for (p, _) in &hit {
+                side.remove(p);
+            }
+            (limit, hit.iter().map(|l| l.1).sum::<u64>().max(1))
         } else {
-            side.insert(price, avail - take);
-        }
+            let take = (avail as f64 * self.rng.random_range(0.1f64..1.0)).max(1.0) as u64;
+            let take = take.min(avail);
+            if take >= avail {
+                side.remove(&price);
+            } else {
+                side.insert(price, avail - take);
+            }
+            (price, take)
+        };
         self.refill();
         let id = self.trade_id;
         self.trade_id += 1;
@@ -430,6 +453,8 @@ mod tests {
         let frames = generate(
             SynthConfig {
                 depth: 25,
+                // Sweeps too: they must leave a consistent, uncrossed book.
+                sweep_probability: 0.05,
                 ..SynthConfig::default()
             },
             20_000,

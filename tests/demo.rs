@@ -40,7 +40,13 @@ fn demo_trades_for_twenty_seconds_and_summarises_as_json() {
     ] {
         assert!(s.get(key).is_some(), "missing {key}: {s}");
     }
-    assert_eq!(s["mode"], "paper");
+    assert_eq!(
+        s["mode"], "live",
+        "the demo trades through the simulator's signed REST API"
+    );
+    assert!(s["intent_to_ack"]["count"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["shutdown_cancel_confirmed"], true);
+    assert_eq!(s["execution_faults"], 0);
     assert!(s["ticks"].as_u64().unwrap() > 1000, "{s}");
     assert!(s["orders_placed"].as_u64().unwrap() > 0, "{s}");
     assert!(s["fills"].as_u64().unwrap() > 0, "{s}");
@@ -89,15 +95,21 @@ fn recorded_demo_feed_verifies_over_tls() {
 }
 
 #[test]
-fn live_mode_is_refused_until_the_order_worker_exists() {
+fn live_mode_without_credentials_is_refused_and_names_them() {
     let cfg = std::env::temp_dir().join(format!("wildbot-live-{}.toml", std::process::id()));
     std::fs::write(&cfg, "live_mode = true\n").unwrap();
     let out = bin()
         .args(["run", "--duration", "1", "--config"])
         .arg(&cfg)
+        .env_remove("KRAKEN_API_KEY")
+        .env_remove("KRAKEN_API_SECRET")
         .output()
         .unwrap();
     std::fs::remove_file(&cfg).unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("live_mode"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("live_mode") && err.contains("KRAKEN_API_KEY"),
+        "{err}"
+    );
 }

@@ -174,10 +174,39 @@ fn a_rejected_subscription_is_retried_with_backoff() {
         f.reject_subscriptions.store(false, Ordering::SeqCst);
     });
     assert!(s.subscribe_errors >= 3, "{s:?}");
-    assert_eq!(s.snapshots, 1, "subscribed once the server accepted");
+    assert_eq!(s.snapshots, 1, "subscribed once the server accepted: {s:?}");
     assert!(s.book_messages > 50, "{s:?}");
     assert_eq!(
         s.connects, 1,
         "a refused subscription is not a reason to reconnect"
     );
+}
+
+#[test]
+fn live_mode_falls_back_to_paper_when_the_api_is_down_at_start() {
+    let sim = start(None);
+    let rest = wildbot::sim::rest::RestSim::start("10000", "0", sim.market()).unwrap();
+    rest.faults().down.store(true, Ordering::SeqCst);
+    let mut cfg = config(&sim.url());
+    cfg.live_mode = true;
+    cfg.rest_url = rest.url();
+    cfg.rest_timeout_ms = 500;
+    let (notifier, notify) = wildbot::side::notify::start().unwrap();
+    let opts = RunOptions {
+        duration: Some(Duration::from_secs(2)),
+        credentials: Some(
+            wildbot::kraken::rest::Credentials::new(
+                wildbot::sim::rest::DEMO_KEY,
+                wildbot::sim::rest::DEMO_SECRET,
+            )
+            .unwrap(),
+        ),
+        ..RunOptions::default()
+    };
+    let s = wildbot::feed::run(&cfg, &opts, &notifier, |_| {}).unwrap();
+    drop(notifier);
+    notify.join().unwrap();
+    assert_eq!(s.mode, "paper");
+    assert!(s.live_fallback);
+    assert!(s.book_messages > 100, "the feed still runs: {s:?}");
 }

@@ -228,6 +228,24 @@ impl Decimal {
         }
     }
 
+    /// Units at `precision`, digits beyond it dropped (a balance of 0.123456789 BTC is
+    /// 0.12345678 usable at 8 decimals).
+    ///
+    /// # Errors
+    /// Negative values and overflow.
+    pub fn to_units_floor(self, precision: u8) -> Result<u64, NumError> {
+        if self.scale <= precision {
+            return self.to_units(precision);
+        }
+        let div = pow10(u32::from(self.scale - precision)).ok_or(NumError::TooPrecise)?;
+        Decimal {
+            mantissa: self.mantissa / div,
+            scale: precision,
+            negative: self.negative,
+        }
+        .to_units(precision)
+    }
+
     /// The value as `f64`, for display and derived signals only.
     #[must_use]
     pub fn to_f64(self) -> f64 {
@@ -405,6 +423,19 @@ impl Cash {
             m * 10i128.pow(u32::from(precision - d.scale))
         } else {
             div_ceil_signed(m, 10i128.pow(u32::from(d.scale - precision)))
+        };
+        Cash(if d.negative { -v } else { v })
+    }
+
+    /// A decimal as cash at `precision`, digits beyond it dropped (toward zero): for amounts
+    /// we receive (balances, proceeds), never overstated.
+    #[must_use]
+    pub fn from_decimal_round_down(d: Decimal, precision: u8) -> Cash {
+        let m = i128::from(d.mantissa);
+        let v = if d.scale <= precision {
+            m * 10i128.pow(u32::from(precision - d.scale))
+        } else {
+            m / 10i128.pow(u32::from(d.scale - precision))
         };
         Cash(if d.negative { -v } else { v })
     }

@@ -26,6 +26,8 @@ use crate::config::Config;
 use crate::core::Core;
 use crate::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
 use crate::core::time::{MS, Nanos, SEC};
+use crate::exec::worker::{self, WorkerConfig, WorkerLink};
+use crate::side::notify::AlertText;
 use crate::side::notify::{Notice, Notifier, Precision, ShortText};
 use recorder::Recorder;
 use ws::{Connection, Endpoint};
@@ -52,6 +54,8 @@ pub struct RunOptions {
     pub record: Option<String>,
     /// Set (from a signal handler or a test) to stop; wake the loop with [`StopHandle`].
     pub stop: Arc<AtomicBool>,
+    /// Kraken API credentials for live mode (from the environment, or the demo pair).
+    pub credentials: Option<crate::kraken::rest::Credentials>,
 }
 
 /// Stops a running feed from another thread.
@@ -163,6 +167,16 @@ pub struct Summary {
     pub frames_recorded: u64,
     /// Frame received → order intent produced, on the feed thread.
     pub tick_to_intent: Latency,
+    /// Place intent received by the order worker → Kraken's answer (live mode).
+    pub intent_to_ack: Latency,
+    /// Requotes sent as AmendOrder (live mode).
+    pub amends: u64,
+    /// Order intents the worker channel could not take (must be 0).
+    pub execution_faults: u64,
+    /// Whether the final cancel-all was confirmed by the exchange (live mode).
+    pub shutdown_cancel_confirmed: bool,
+    /// Live mode was asked for but the API could not be reached: running paper instead.
+    pub live_fallback: bool,
     /// Frame received → core done, every frame.
     pub frame_to_done: Latency,
     /// Whether the feed thread was pinned to `core_id`.
@@ -223,6 +237,8 @@ struct Feed<'a> {
     out: Vec<Intent>,
     notifier: &'a Notifier,
     recorder: Option<Recorder>,
+    worker: Option<WorkerLink>,
+    live_fallback: bool,
     rng: ChaCha8Rng,
     precision: Precision,
 
@@ -263,6 +279,7 @@ struct Counters {
     orders_placed: u64,
     orders_cancelled: u64,
     quotes_while_stale: u64,
+    execution_faults: u64,
 }
 
 /// Runs the feed on the calling thread until the duration ends or a stop is requested.
@@ -287,8 +304,44 @@ pub fn run(
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?);
     on_ready(StopHandle {
         flag: opts.stop.clone(),
-        waker,
+        waker: waker.clone(),
     });
+    // Live mode: balances, leftovers and the dead man's switch first; if the API cannot be
+    // reached, trade on paper and say so loudly.
+    let mut core_cfg = cfg.clone();
+    let mut live_fallback = false;
+    let worker = if cfg.live_mode {
+        let creds = opts
+            .credentials
+            .clone()
+            .ok_or("live_mode needs KRAKEN_API_KEY and KRAKEN_API_SECRET in the environment")?;
+        match worker::start(WorkerConfig::from_config(cfg), creds, waker) {
+            Ok(link) => {
+                log::info!(
+                    "LIVE trading activated on {} ({})",
+                    cfg.rest_pair,
+                    cfg.rest_url
+                );
+                notifier.send(Notice::Text(
+                    AlertText::new(b"LIVE trading activated"),
+                    true,
+                ));
+                Some(link)
+            }
+            Err(e) => {
+                log::error!("live mode could not start ({e}): falling back to PAPER");
+                notifier.send(Notice::Text(
+                    AlertText::new(format!("LIVE activation failed ({e}): PAPER mode").as_bytes()),
+                    true,
+                ));
+                core_cfg.live_mode = false;
+                live_fallback = true;
+                None
+            }
+        }
+    } else {
+        None
+    };
     let recorder = match &opts.record {
         Some(path) => Some(Recorder::start(path)?),
         None => None,
@@ -302,10 +355,12 @@ pub fn run(
         tls,
         poll,
         clock,
-        core: Core::new(cfg, first_order_id(now))?,
+        core: Core::new(&core_cfg, first_order_id(now))?,
         out: Vec::with_capacity(MAX_INTENTS_PER_EVENT),
         notifier,
         recorder,
+        worker,
+        live_fallback,
         rng: ChaCha8Rng::seed_from_u64(now as u64),
         precision: Precision {
             price: cfg.price_precision,
@@ -381,7 +436,29 @@ impl Feed<'_> {
                     self.on_socket(ev.is_writable());
                 }
             }
+            self.drain_order_events();
             self.on_timers();
+        }
+    }
+
+    /// Order events from the worker (the WAKER token woke us, or they are simply there).
+    fn drain_order_events(&mut self) {
+        let Some(w) = &self.worker else { return };
+        let mut batch = [None; 32];
+        let mut n = 0;
+        while n < batch.len() {
+            match w.events.try_recv() {
+                Ok(ev) => {
+                    batch[n] = Some(ev);
+                    n += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        for ev in batch.into_iter().take(n).flatten() {
+            let now = self.clock.now();
+            self.core.handle(now, Event::Order(ev), &mut self.out);
+            self.take_intents(now, false);
         }
     }
 
@@ -518,13 +595,18 @@ impl Feed<'_> {
                         self.s.quotes_while_stale += 1;
                     }
                     self.notifier.send(Notice::Placed(o, self.precision));
+                    self.send_to_worker(self.out[i]);
                     measured = true;
                 }
                 Intent::Cancel { .. } => {
                     self.s.orders_cancelled += 1;
+                    self.send_to_worker(self.out[i]);
                     measured = true;
                 }
-                Intent::CancelAll => measured = true,
+                Intent::CancelAll => {
+                    self.send_to_worker(self.out[i]);
+                    measured = true;
+                }
                 Intent::Resubscribe { .. } => self.schedule_resubscribe(rx),
                 Intent::Alert(a) => self.notifier.send(Notice::Alert(a, self.precision)),
                 Intent::Snapshot => {}
@@ -536,6 +618,20 @@ impl Feed<'_> {
                 .record((self.clock.now() - rx).max(1) as u64);
         }
         self.out.clear();
+    }
+
+    /// Order intents go to the worker in live mode. The channel is far larger than the orders
+    /// the core can have in flight, so a refusal is an execution fault: alert, count.
+    fn send_to_worker(&mut self, i: Intent) {
+        if let Some(w) = &self.worker
+            && w.send(i).is_err()
+        {
+            self.s.execution_faults += 1;
+            self.notifier.send(Notice::Text(
+                AlertText::new(b"EXECUTION FAULT: the order worker is not taking orders"),
+                true,
+            ));
+        }
     }
 
     fn schedule_resubscribe(&mut self, now: Nanos) {
@@ -707,6 +803,18 @@ impl Feed<'_> {
             }
         }
         self.out.clear();
+        // Live: cancel everything on the exchange and wait (bounded) for the answer, then
+        // book the last fills it reports.
+        let report = self.worker.take().and_then(|w| {
+            let events = w.events.clone();
+            let r = w.finish();
+            while let Ok(ev) = events.try_recv() {
+                let t = self.clock.now();
+                self.core.handle(t, Event::Order(ev), &mut self.out);
+                self.out.clear();
+            }
+            r
+        });
         let (frames_recorded, recorder_dropped) = match self.recorder.take() {
             Some(r) => {
                 let dropped = r.dropped();
@@ -763,6 +871,14 @@ impl Feed<'_> {
             recorder_dropped,
             frames_recorded,
             tick_to_intent: Latency::from(&self.tick_to_intent),
+            intent_to_ack: report
+                .as_ref()
+                .map(|r| Latency::from(&r.intent_to_ack))
+                .unwrap_or_default(),
+            amends: report.as_ref().map_or(0, |r| r.amends),
+            execution_faults: self.s.execution_faults,
+            shutdown_cancel_confirmed: report.as_ref().is_some_and(|r| r.shutdown_cancel_confirmed),
+            live_fallback: self.live_fallback,
             frame_to_done: Latency::from(&self.frame_to_done),
             pinned,
             state: self.core.state().name(),

@@ -17,6 +17,9 @@ pub const CAPACITY: usize = 1024;
 /// Longest text a notice carries (exchange error strings).
 pub const TEXT_CAP: usize = 200;
 
+/// Free text for a notice.
+pub type AlertText = ShortText;
+
 /// Fixed-size text, so notices stay `Copy` and sending one never allocates.
 #[derive(Clone, Copy)]
 pub struct ShortText {
@@ -80,6 +83,8 @@ pub enum Notice {
     },
     /// Kraken refused a request (subscription error).
     ExchangeError(ShortText),
+    /// Free text; `true`: critical.
+    Text(ShortText, bool),
     /// The book is being resubscribed.
     Resubscribing {
         /// Consecutive resubscriptions without a good book in between.
@@ -182,6 +187,8 @@ fn log_notice(n: Notice) {
                 reason.as_str()
             ),
             Notice::ExchangeError(t) => log::error!("Kraken error: {}", t.as_str()),
+            Notice::Text(t, true) => log::warn!("{}", t.as_str()),
+            Notice::Text(t, false) => log::info!("{}", t.as_str()),
             Notice::Resubscribing {
                 consecutive,
                 delay_ms,

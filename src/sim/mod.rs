@@ -38,6 +38,8 @@ pub struct SimConfig {
     pub heartbeat: Duration,
     /// Volatility multiplier of the synthetic market (1 = the bench market).
     pub volatility: f64,
+    /// Share of trades that sweep the book 10–40 bps deep (wicks).
+    pub sweep_probability: f64,
     /// Serve `wss://` with this identity.
     pub tls: Option<SimTls>,
 }
@@ -50,6 +52,7 @@ impl Default for SimConfig {
             step: Duration::from_millis(5),
             heartbeat: Duration::from_secs(1),
             volatility: 1.0,
+            sweep_probability: 0.01,
             tls: None,
         }
     }
@@ -390,6 +393,7 @@ fn serve(
         market: SynthMarket::new(SynthConfig {
             seed,
             volatility: cfg.volatility,
+            sweep_probability: cfg.sweep_probability,
             ..SynthConfig::default()
         }),
         book: false,
@@ -465,6 +469,7 @@ impl Session {
             && m.trades.len() < 10_000
         {
             self.last_published_trade = id;
+            log::trace!("kraken-sim trade {px} {q}");
             m.trades.push((px, q));
         }
     }

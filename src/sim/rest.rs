@@ -112,6 +112,8 @@ pub struct Exchange {
     pub deadman_cancels: u64,
     /// Calls by method name.
     pub calls: BTreeMap<String, u64>,
+    /// Every call: when it arrived and its method.
+    pub call_log: Vec<(Instant, String)>,
 }
 
 /// A running REST simulator.
@@ -161,6 +163,7 @@ impl RestSim {
             deadman: None,
             deadman_cancels: 0,
             calls: BTreeMap::new(),
+            call_log: Vec::new(),
         }));
         let faults = Arc::new(RestFaults::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -255,6 +258,8 @@ fn serve(
         let Ok(mut req) = server.recv() else { return };
         let mut body = String::new();
         let _ = req.as_reader().read_to_string(&mut body);
+        let method = req.url().trim_start_matches("/0/private/").to_string();
+        lock(ex).call_log.push((Instant::now(), method));
         if faults.down.load(Ordering::SeqCst) || take_one(&faults.server_errors) {
             let _ = req.respond(
                 tiny_http::Response::from_string("<html>502 Bad Gateway</html>")

@@ -1,0 +1,3 @@
+//! Execution: the side thread that turns order intents into signed Kraken REST calls.
+
+pub mod worker;

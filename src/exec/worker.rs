@@ -1,0 +1,742 @@
+//! The order worker: one blocking thread between the core's order intents and Kraken's
+//! private REST API.
+//!
+//! Intents arrive on a bounded channel; results go back as [`OrderEvent`]s on another, and a
+//! mio `Waker` nudges the feed thread so it picks them up at once. The worker paces itself:
+//! at most one call per `rest_min_interval_ms`, exponential backoff 2 s → 60 s after an
+//! error (a rate-limit error always backs off), cancels before anything else, new orders only
+//! while the local model of Kraken's trading rate counter has room. Around that it polls
+//! QueryOrders for fills, refreshes balances, and keeps the dead man's switch armed.
+//!
+//! A requote the core expresses as "cancel A, place B" on the same side is sent as one
+//! AmendOrder of A when A has not filled (cheaper on the rate counter for young orders, and
+//! Kraken keeps the order); if Kraken refuses the amend, it falls back to cancel + add.
+//!
+//! An AddOrder whose answer is lost (timeout, dropped connection) is never blindly resent:
+//! the worker first looks for its `cl_ord_id` among the open orders.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use hdrhistogram::Histogram;
+
+use crate::config::Config;
+use crate::core::event::{CancelReason, ClientId, Intent, OrderEvent, OrderRequest};
+use crate::core::money::{Cash, Decimal, Qty};
+use crate::core::parse::Side;
+use crate::core::time::{Nanos, SEC};
+use crate::kraken::errors::KrakenError;
+use crate::kraken::ratecounter::{ADD_COST, TradingCounter, amend_cost, cancel_cost};
+use crate::kraken::rest::{AddOrder, Credentials, OrderInfo, RestClient};
+
+/// Capacity of the intent channel. The core has at most a handful of orders in flight, so a
+/// full channel means the worker is stuck: an execution fault, never a silent drop.
+pub const INTENT_CAPACITY: usize = 256;
+const EVENT_CAPACITY: usize = 1024;
+const BACKOFF_MIN: Duration = Duration::from_secs(2);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// What the worker measured.
+#[derive(Debug, Clone)]
+pub struct WorkerReport {
+    /// Place intent received → Kraken's answer to AddOrder (or AmendOrder), ns.
+    pub intent_to_ack: Histogram<u64>,
+    /// REST round trip per endpoint, ns.
+    pub round_trip: BTreeMap<&'static str, Histogram<u64>>,
+    /// Calls that failed, by error kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Requotes done by AmendOrder.
+    pub amends: u64,
+    /// Amends Kraken refused (fell back to cancel + add).
+    pub amend_fallbacks: u64,
+    /// Times a new order waited for the rate counter.
+    pub rate_holds: u64,
+    /// Dead man's switch refreshes.
+    pub deadman_refreshes: u64,
+    /// Leftover orders cancelled at start-up.
+    pub leftovers_cancelled: u32,
+    /// Whether the final cancel-all was confirmed.
+    pub shutdown_cancel_confirmed: bool,
+}
+
+/// The feed thread's end of the worker.
+#[derive(Debug)]
+pub struct WorkerLink {
+    intents: Sender<Intent>,
+    /// Order events for the core.
+    pub events: Receiver<OrderEvent>,
+    thread: Option<JoinHandle<WorkerReport>>,
+}
+
+impl WorkerLink {
+    /// Hands an order intent over without waiting. `Err` only when the channel is full or the
+    /// worker is gone: an execution fault the caller must act on.
+    ///
+    /// # Errors
+    /// The intent back.
+    pub fn send(&self, i: Intent) -> Result<(), Intent> {
+        self.intents.try_send(i).map_err(|e| match e {
+            TrySendError::Full(i) | TrySendError::Disconnected(i) => i,
+        })
+    }
+
+    /// Asks the worker to cancel everything and stop; waits for it (bounded by its REST
+    /// timeout) and returns what it measured.
+    #[must_use]
+    pub fn finish(mut self) -> Option<WorkerReport> {
+        let _ = self
+            .intents
+            .send_timeout(Intent::CancelAll, Duration::from_secs(1));
+        let thread = self.thread.take();
+        drop(self.intents);
+        thread.and_then(|t| t.join().ok())
+    }
+}
+
+/// Settings of the worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Kraken REST base URL.
+    pub rest_url: String,
+    /// REST pair name.
+    pub pair: String,
+    /// Price decimals.
+    pub price_precision: u8,
+    /// Quantity decimals.
+    pub qty_precision: u8,
+    /// Minimum time between calls.
+    pub min_interval: Duration,
+    /// Fill poll interval.
+    pub fill_poll: Duration,
+    /// Balance refresh interval.
+    pub balance_refresh: Duration,
+    /// Dead man's switch refresh (zero: off) and timeout.
+    pub deadman_refresh: Duration,
+    /// Dead man's switch timeout, seconds.
+    pub deadman_timeout_s: u64,
+    /// Call timeout.
+    pub timeout: Duration,
+    /// Local trading rate counter.
+    pub tier: crate::kraken::ratecounter::Tier,
+}
+
+impl WorkerConfig {
+    /// From the bot's config.
+    #[must_use]
+    pub fn from_config(c: &Config) -> WorkerConfig {
+        WorkerConfig {
+            rest_url: c.rest_url.clone(),
+            pair: c.rest_pair.clone(),
+            price_precision: c.price_precision,
+            qty_precision: c.qty_precision,
+            min_interval: Duration::from_millis(c.rest_min_interval_ms),
+            fill_poll: Duration::from_secs(c.fill_poll_s),
+            balance_refresh: Duration::from_secs(c.balance_refresh_s),
+            deadman_refresh: Duration::from_secs(c.deadman_refresh_s),
+            deadman_timeout_s: c.deadman_timeout_s,
+            timeout: Duration::from_millis(c.rest_timeout_ms),
+            tier: c.rate_tier,
+        }
+    }
+}
+
+/// Balances as the core wants them.
+fn balances_event(b: &BTreeMap<String, String>, qp: u8, cash_dec: u8) -> OrderEvent {
+    let get = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| b.get(*k))
+            .and_then(|v| Decimal::parse(v.as_bytes()).ok())
+    };
+    let quote =
+        get(&["ZUSD", "USD"]).map_or(Cash(0), |d| Cash::from_decimal_round_down(d, cash_dec));
+    let base = get(&["XXBT", "XBT", "BTC"])
+        .and_then(|d| d.to_units_floor(qp).ok())
+        .map_or(Qty(0), Qty);
+    OrderEvent::Balances { quote, base }
+}
+
+/// Start-up: balances, leftovers, dead man's switch. On success the worker thread runs and
+/// the returned link carries intents and events; the first event is the balances.
+///
+/// # Errors
+/// The API cannot be reached or refuses us (the caller falls back to paper and alerts).
+pub fn start(
+    cfg: WorkerConfig,
+    creds: Credentials,
+    waker: Arc<mio::Waker>,
+) -> Result<WorkerLink, KrakenError> {
+    let mut client = RestClient::new(&cfg.rest_url, &cfg.pair, creds, cfg.timeout);
+    let cash_dec = cfg.price_precision + cfg.qty_precision;
+    let bal = client.balance()?;
+    let open = client.open_orders()?;
+    let mine: Vec<_> = open.values().filter(|o| o.descr.pair == cfg.pair).collect();
+    let leftovers = if mine.is_empty() {
+        0
+    } else {
+        log::warn!(
+            "{} open order(s) left by an earlier run: cancelling all",
+            mine.len()
+        );
+        client.cancel_all()?
+    };
+    if !cfg.deadman_refresh.is_zero() {
+        client.cancel_all_orders_after(cfg.deadman_timeout_s)?;
+    }
+    let (intent_tx, intent_rx) = bounded(INTENT_CAPACITY);
+    let (event_tx, event_rx) = bounded(EVENT_CAPACITY);
+    let _ = event_tx.try_send(balances_event(&bal, cfg.qty_precision, cash_dec));
+    let _ = waker.wake();
+    let thread = std::thread::Builder::new()
+        .name("order-worker".into())
+        .spawn(move || {
+            let mut w = Worker::new(cfg, client, event_tx, waker);
+            w.report.leftovers_cancelled = leftovers;
+            w.run(&intent_rx);
+            w.report
+        })
+        .map_err(|e| KrakenError::Other(format!("worker thread: {e}")))?;
+    Ok(WorkerLink {
+        intents: intent_tx,
+        events: event_rx,
+        thread: Some(thread),
+    })
+}
+
+/// One order the worker knows about.
+#[derive(Debug, Clone)]
+struct Tracked {
+    req: OrderRequest,
+    /// Kraken's cl_ord_id for the order (an amended order keeps the original one).
+    kraken_cl: String,
+    txid: Option<String>,
+    placed_at: Instant,
+    /// Executed totals already reported for earlier owners of an amended order.
+    base: (Qty, Cash, Cash),
+    last_exec: Qty,
+}
+
+enum Job {
+    Place(OrderRequest, Instant),
+    Cancel(ClientId),
+    /// A cancel that must not become an amend (the amend was just refused).
+    CancelOnly(ClientId),
+    CancelAll,
+    /// An AddOrder whose answer was lost: look before resending.
+    Recover(OrderRequest, Instant),
+}
+
+struct Worker {
+    cfg: WorkerConfig,
+    client: RestClient,
+    events: Sender<OrderEvent>,
+    waker: Arc<mio::Waker>,
+    queue: VecDeque<Job>,
+    orders: BTreeMap<ClientId, Tracked>,
+    counter: TradingCounter,
+    epoch: Instant,
+    next_call: Instant,
+    backoff: Duration,
+    next_poll: Instant,
+    next_balance: Instant,
+    next_deadman: Instant,
+    report: WorkerReport,
+    stopping: bool,
+}
+
+fn kraken_cl(cl_id: ClientId) -> String {
+    // Kraken takes up to 18 ASCII characters of free text: "wb" + at most 16 hex digits.
+    format!("wb{cl_id:x}")
+}
+
+fn hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600 * SEC as u64, 3).expect("bounds")
+}
+
+impl Worker {
+    fn new(
+        cfg: WorkerConfig,
+        client: RestClient,
+        events: Sender<OrderEvent>,
+        waker: Arc<mio::Waker>,
+    ) -> Worker {
+        let now = Instant::now();
+        Worker {
+            counter: TradingCounter::new(cfg.tier, 10.0),
+            next_poll: now + cfg.fill_poll,
+            next_balance: now + cfg.balance_refresh,
+            next_deadman: now + cfg.deadman_refresh,
+            cfg,
+            client,
+            events,
+            waker,
+            queue: VecDeque::new(),
+            orders: BTreeMap::new(),
+            epoch: now,
+            next_call: now,
+            backoff: BACKOFF_MIN,
+            report: WorkerReport {
+                intent_to_ack: hist(),
+                round_trip: BTreeMap::new(),
+                errors: BTreeMap::new(),
+                amends: 0,
+                amend_fallbacks: 0,
+                rate_holds: 0,
+                deadman_refreshes: 0,
+                leftovers_cancelled: 0,
+                shutdown_cancel_confirmed: false,
+            },
+            stopping: false,
+        }
+    }
+
+    fn ns(&self, t: Instant) -> Nanos {
+        t.duration_since(self.epoch).as_nanos() as Nanos
+    }
+
+    fn emit(&self, ev: OrderEvent) {
+        // Bounded and drained by the feed thread; blocking briefly here never blocks it.
+        let _ = self.events.send_timeout(ev, Duration::from_secs(1));
+        let _ = self.waker.wake();
+    }
+
+    fn run(&mut self, intents: &Receiver<Intent>) {
+        loop {
+            let now = Instant::now();
+            let wait = self.next_due().saturating_duration_since(now);
+            match intents.recv_timeout(wait.min(Duration::from_millis(200))) {
+                Ok(i) => {
+                    self.take(i);
+                    while let Ok(i) = intents.try_recv() {
+                        self.take(i);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.stopping = true;
+                }
+            }
+            if self.stopping {
+                self.shutdown();
+                return;
+            }
+            if Instant::now() >= self.next_call {
+                self.step();
+            }
+        }
+    }
+
+    fn next_due(&self) -> Instant {
+        if self.queue.is_empty() {
+            self.next_call
+                .max(self.next_poll.min(self.next_balance).min(self.next_deadman))
+        } else {
+            self.next_call
+        }
+    }
+
+    fn take(&mut self, i: Intent) {
+        let now = Instant::now();
+        match i {
+            // Cancels go first: they reduce risk.
+            Intent::Cancel { cl_id } => {
+                // Not sent yet? Then it never needs to be.
+                if let Some(pos) = self
+                    .queue
+                    .iter()
+                    .position(|j| matches!(j, Job::Place(r, _) if r.cl_id == cl_id))
+                {
+                    self.queue.remove(pos);
+                    self.emit(OrderEvent::Cancelled {
+                        cl_id,
+                        reason: CancelReason::Requested,
+                    });
+                } else {
+                    let at = self
+                        .queue
+                        .iter()
+                        .position(|j| {
+                            !matches!(j, Job::Cancel(_) | Job::CancelOnly(_) | Job::CancelAll)
+                        })
+                        .unwrap_or(self.queue.len());
+                    self.queue.insert(at, Job::Cancel(cl_id));
+                }
+            }
+            Intent::CancelAll => {
+                self.queue
+                    .retain(|j| matches!(j, Job::Cancel(_) | Job::CancelOnly(_)));
+                self.queue.push_front(Job::CancelAll);
+            }
+            Intent::Place(req) => self.queue.push_back(Job::Place(req, now)),
+            _ => {}
+        }
+    }
+
+    fn timed<T>(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce(&mut RestClient) -> Result<T, KrakenError>,
+    ) -> Result<T, KrakenError> {
+        let t = Instant::now();
+        let r = f(&mut self.client);
+        let _ = self
+            .report
+            .round_trip
+            .entry(name)
+            .or_insert_with(hist)
+            .record(t.elapsed().as_nanos().max(1) as u64);
+        let now = Instant::now();
+        self.next_call = now + self.cfg.min_interval;
+        match &r {
+            Ok(_) => self.backoff = BACKOFF_MIN,
+            Err(e) => {
+                let kind = format!("{name}: {e}");
+                *self.report.errors.entry(kind).or_default() += 1;
+                if e.needs_backoff() {
+                    log::warn!("{name} failed: {e}; backing off {:?}", self.backoff);
+                    self.next_call = now + self.backoff.max(self.cfg.min_interval);
+                    self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                } else {
+                    log::info!("{name} refused: {e}");
+                }
+            }
+        }
+        r
+    }
+
+    /// One REST call: the most important due thing.
+    fn step(&mut self) {
+        let now = Instant::now();
+        if let Some(job) = self.queue.pop_front() {
+            match job {
+                Job::Cancel(cl_id) => match self.requote_of(cl_id) {
+                    Some((req, since)) => self.amend(cl_id, req, since),
+                    None => self.cancel(cl_id),
+                },
+                Job::CancelOnly(cl_id) => self.cancel(cl_id),
+                Job::CancelAll => self.cancel_all(),
+                Job::Recover(req, since) => self.recover(req, since),
+                Job::Place(req, since) => {
+                    let wait = self.counter.wait_ns(self.ns(now), ADD_COST);
+                    if wait > 0 {
+                        self.report.rate_holds += 1;
+                        self.queue.push_front(Job::Place(req, since));
+                        self.next_call = now + Duration::from_nanos(wait as u64);
+                    } else {
+                        self.place(req, since);
+                    }
+                }
+            }
+            return;
+        }
+        if !self.cfg.deadman_refresh.is_zero() && now >= self.next_deadman {
+            self.next_deadman = now + self.cfg.deadman_refresh;
+            let t = self.cfg.deadman_timeout_s;
+            if self
+                .timed("CancelAllOrdersAfter", |c| c.cancel_all_orders_after(t))
+                .is_ok()
+            {
+                self.report.deadman_refreshes += 1;
+            }
+        } else if now >= self.next_poll {
+            self.next_poll = now + self.cfg.fill_poll;
+            self.poll();
+        } else if now >= self.next_balance {
+            self.next_balance = now + self.cfg.balance_refresh;
+            let (qp, cd) = (
+                self.cfg.qty_precision,
+                self.cfg.price_precision + self.cfg.qty_precision,
+            );
+            if let Ok(b) = self.timed("Balance", RestClient::balance) {
+                self.emit(balances_event(&b, qp, cd));
+            }
+        }
+    }
+
+    fn add_order(&self, req: &OrderRequest, kraken_cl: String) -> AddOrder {
+        AddOrder {
+            cl_ord_id: kraken_cl,
+            side: match req.side {
+                Side::Buy => "buy",
+                Side::Sell => "sell",
+            },
+            volume: req.qty.show(self.cfg.qty_precision).to_string(),
+            price: req.price.show(self.cfg.price_precision).to_string(),
+            post_only: req.post_only,
+            ioc: req.ioc,
+        }
+    }
+
+    fn place(&mut self, req: OrderRequest, since: Instant) {
+        let cl = kraken_cl(req.cl_id);
+        let add = self.add_order(&req, cl.clone());
+        let now_ns = self.ns(Instant::now());
+        let r = self.timed("AddOrder", |c| c.add_order(&add));
+        match r {
+            Ok(txid) => {
+                self.counter.spend(now_ns, ADD_COST);
+                let _ = self
+                    .report
+                    .intent_to_ack
+                    .record(since.elapsed().as_nanos().max(1) as u64);
+                self.track(req, cl, txid);
+                self.emit(OrderEvent::Accepted { cl_id: req.cl_id });
+            }
+            // No answer, or a gateway error: the order may or may not be there. Look first.
+            Err(KrakenError::Network(_) | KrakenError::Unavailable(_)) => {
+                self.queue.push_front(Job::Recover(req, since));
+            }
+            Err(e) => self.emit(OrderEvent::Rejected {
+                cl_id: req.cl_id,
+                reason: e.reject_reason(),
+            }),
+        }
+    }
+
+    fn track(&mut self, req: OrderRequest, kraken_cl: String, txid: String) {
+        self.orders.insert(
+            req.cl_id,
+            Tracked {
+                req,
+                kraken_cl,
+                txid: Some(txid),
+                placed_at: Instant::now(),
+                base: (Qty(0), Cash(0), Cash(0)),
+                last_exec: Qty(0),
+            },
+        );
+    }
+
+    /// After a lost AddOrder answer: is the order there? Then it was accepted; else resend.
+    fn recover(&mut self, req: OrderRequest, since: Instant) {
+        let cl = kraken_cl(req.cl_id);
+        match self.timed("OpenOrders", RestClient::open_orders) {
+            Ok(open) => {
+                if let Some((txid, _)) = open
+                    .iter()
+                    .find(|(_, o)| o.cl_ord_id.as_deref() == Some(cl.as_str()))
+                {
+                    let _ = self
+                        .report
+                        .intent_to_ack
+                        .record(since.elapsed().as_nanos().max(1) as u64);
+                    self.track(req, cl, txid.clone());
+                    self.emit(OrderEvent::Accepted { cl_id: req.cl_id });
+                } else {
+                    // Not resting: never reached Kraken (or already done; the poll will say).
+                    self.queue.push_front(Job::Place(req, since));
+                }
+            }
+            Err(_) => self.queue.push_front(Job::Recover(req, since)),
+        }
+    }
+
+    /// A requote: the core cancels `old` and a new order on the same side is queued behind
+    /// it. When `old` rests unfilled, the pair becomes one AmendOrder.
+    fn requote_of(&mut self, old: ClientId) -> Option<(OrderRequest, Instant)> {
+        let o = self.orders.get(&old)?;
+        if o.last_exec.0 != 0 || o.txid.is_none() || o.req.ioc {
+            return None;
+        }
+        let side = o.req.side;
+        let pos = self
+            .queue
+            .iter()
+            .position(|j| matches!(j, Job::Place(r, _) if r.side == side && !r.ioc))?;
+        match self.queue.remove(pos) {
+            Some(Job::Place(r, since)) => Some((r, since)),
+            _ => None,
+        }
+    }
+
+    fn amend(&mut self, old: ClientId, req: OrderRequest, since: Instant) {
+        let Some(t) = self.orders.get(&old).cloned() else {
+            self.queue.push_front(Job::Place(req, since));
+            return;
+        };
+        let now_ns = self.ns(Instant::now());
+        let age = t.placed_at.elapsed().as_nanos() as Nanos;
+        let cost = amend_cost(age);
+        let qty = req.qty.show(self.cfg.qty_precision).to_string();
+        let price = req.price.show(self.cfg.price_precision).to_string();
+        let cl = t.kraken_cl.clone();
+        match self.timed("AmendOrder", |c| c.amend_order(&cl, &qty, &price)) {
+            Ok(()) => {
+                self.counter.spend(now_ns, cost);
+                self.report.amends += 1;
+                let _ = self
+                    .report
+                    .intent_to_ack
+                    .record(since.elapsed().as_nanos().max(1) as u64);
+                self.orders.remove(&old);
+                self.orders.insert(
+                    req.cl_id,
+                    Tracked {
+                        req,
+                        base: (t.last_exec, Cash(0), Cash(0)),
+                        last_exec: t.last_exec,
+                        ..t
+                    },
+                );
+                self.emit(OrderEvent::Cancelled {
+                    cl_id: old,
+                    reason: CancelReason::Requested,
+                });
+                self.emit(OrderEvent::Accepted { cl_id: req.cl_id });
+            }
+            Err(_) => {
+                // Fall back: cancel the old order, then place the new one.
+                self.report.amend_fallbacks += 1;
+                self.queue.push_front(Job::Place(req, since));
+                self.queue.push_front(Job::CancelOnly(old));
+            }
+        }
+    }
+
+    fn cancel(&mut self, cl_id: ClientId) {
+        let Some(t) = self.orders.get(&cl_id).cloned() else {
+            // Never placed (rejected, or lost): nothing rests.
+            self.emit(OrderEvent::Cancelled {
+                cl_id,
+                reason: CancelReason::Requested,
+            });
+            return;
+        };
+        let now_ns = self.ns(Instant::now());
+        let cost = cancel_cost(t.placed_at.elapsed().as_nanos() as Nanos);
+        let cl = t.kraken_cl.clone();
+        match self.timed("CancelOrder", |c| c.cancel_order(&cl)) {
+            Ok(_) | Err(KrakenError::UnknownOrder) => {
+                self.counter.spend(now_ns, cost);
+                // Report what filled before the cancel, then the cancel.
+                self.refresh(&[cl_id]);
+                if self.orders.remove(&cl_id).is_some() {
+                    self.emit(OrderEvent::Cancelled {
+                        cl_id,
+                        reason: CancelReason::Requested,
+                    });
+                }
+            }
+            Err(_) => self.queue.push_front(Job::CancelOnly(cl_id)),
+        }
+    }
+
+    fn cancel_all(&mut self) {
+        match self.timed("CancelAll", RestClient::cancel_all) {
+            Ok(_) => {
+                let ids: Vec<ClientId> = self.orders.keys().copied().collect();
+                self.refresh(&ids);
+                for id in ids {
+                    if self.orders.remove(&id).is_some() {
+                        self.emit(OrderEvent::Cancelled {
+                            cl_id: id,
+                            reason: CancelReason::Requested,
+                        });
+                    }
+                }
+                if self.stopping {
+                    self.report.shutdown_cancel_confirmed = true;
+                }
+            }
+            Err(_) if !self.stopping => self.queue.push_front(Job::CancelAll),
+            Err(e) => log::error!("final cancel-all failed: {e}"),
+        }
+    }
+
+    fn poll(&mut self) {
+        let ids: Vec<ClientId> = self.orders.keys().copied().collect();
+        if !ids.is_empty() {
+            self.refresh(&ids);
+        }
+    }
+
+    /// QueryOrders for `ids`: fills as cumulative totals, and the end of orders that closed.
+    fn refresh(&mut self, ids: &[ClientId]) {
+        let txids: Vec<String> = ids
+            .iter()
+            .filter_map(|id| self.orders.get(id).and_then(|o| o.txid.clone()))
+            .collect();
+        if txids.is_empty() {
+            return;
+        }
+        let refs: Vec<&str> = txids.iter().map(String::as_str).collect();
+        let Ok(infos) = self.timed("QueryOrders", |c| c.query_orders(&refs)) else {
+            return;
+        };
+        for id in ids {
+            let Some(t) = self.orders.get(id).cloned() else {
+                continue;
+            };
+            let Some(info) = t.txid.as_ref().and_then(|x| infos.get(x)) else {
+                continue;
+            };
+            self.apply_info(*id, &t, info);
+        }
+    }
+
+    fn apply_info(&mut self, cl_id: ClientId, t: &Tracked, info: &OrderInfo) {
+        let qp = self.cfg.qty_precision;
+        let cd = self.cfg.price_precision + qp;
+        let dec = |s: &str| Decimal::parse(s.as_bytes()).ok();
+        let exec = dec(&info.vol_exec)
+            .and_then(|d| d.to_units_floor(qp).ok())
+            .map_or(Qty(0), Qty);
+        let cost = dec(&info.cost).map_or(Cash(0), |d| Cash::from_decimal_round_down(d, cd));
+        let fee = dec(&info.fee).map_or(Cash(0), |d| Cash::from_decimal_round_up(d, cd));
+        // An amended order's earlier fills belonged to its previous owner.
+        let own = Qty(exec.0.saturating_sub(t.base.0.0));
+        if own.0 > 0 && exec != t.last_exec {
+            self.emit(OrderEvent::Fill {
+                cl_id,
+                cum_qty: own,
+                cum_cost: Cash(cost.0 - t.base.1.0),
+                cum_fee: Cash(fee.0 - t.base.2.0),
+            });
+        }
+        if let Some(o) = self.orders.get_mut(&cl_id) {
+            o.last_exec = exec;
+        }
+        match info.status.as_str() {
+            "closed" => {
+                self.orders.remove(&cl_id);
+            }
+            "canceled" | "expired" => {
+                self.orders.remove(&cl_id);
+                let post_only = info.reason.as_deref() == Some("Post only order");
+                if post_only && own.0 == 0 {
+                    // Accepted, then cancelled because it would have crossed: a rejection.
+                    self.emit(OrderEvent::Rejected {
+                        cl_id,
+                        reason: crate::core::event::RejectReason::PostOnly,
+                    });
+                } else {
+                    let reason = match info.reason.as_deref() {
+                        Some("User requested") => CancelReason::Requested,
+                        _ if t.req.ioc => CancelReason::Expired,
+                        _ => CancelReason::Exchange,
+                    };
+                    self.emit(OrderEvent::Cancelled { cl_id, reason });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn shutdown(&mut self) {
+        // Cancels first, then everything else is moot: the last word is a cancel-all.
+        self.queue.clear();
+        let deadline = Instant::now() + self.cfg.timeout * 2;
+        while Instant::now() < deadline && !self.report.shutdown_cancel_confirmed {
+            std::thread::sleep(self.next_call.saturating_duration_since(Instant::now()));
+            self.cancel_all();
+            if !self.report.shutdown_cancel_confirmed {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        if !self.cfg.deadman_refresh.is_zero() && self.report.shutdown_cancel_confirmed {
+            let _ = self.client.cancel_all_orders_after(0);
+        }
+    }
+}

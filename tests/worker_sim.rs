@@ -1,0 +1,266 @@
+//! The order worker against the simulator's private REST API: what live trading relies on.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wildbot::core::event::{CancelReason, Intent, OrderEvent, OrderRequest, Purpose, RejectReason};
+use wildbot::core::money::{Cash, Price, Qty};
+use wildbot::core::parse::Side;
+use wildbot::exec::worker::{self, WorkerConfig, WorkerLink};
+use wildbot::kraken::ratecounter::Tier;
+use wildbot::kraken::rest::Credentials;
+use wildbot::sim::rest::{DEMO_KEY, DEMO_SECRET, MarketView, RestSim};
+
+fn market() -> Arc<Mutex<MarketView>> {
+    Arc::new(Mutex::new(MarketView {
+        bid: 600_000,
+        ask: 600_010,
+        trades: Vec::new(),
+    }))
+}
+
+fn cfg(sim: &RestSim) -> WorkerConfig {
+    WorkerConfig {
+        rest_url: sim.url(),
+        pair: "XBTUSD".into(),
+        price_precision: 1,
+        qty_precision: 8,
+        min_interval: Duration::from_millis(50),
+        fill_poll: Duration::from_millis(150),
+        balance_refresh: Duration::from_secs(300),
+        deadman_refresh: Duration::from_secs(20),
+        deadman_timeout_s: 60,
+        timeout: Duration::from_millis(500),
+        tier: Tier::Starter,
+    }
+}
+
+/// A mio waker the worker can poke (nobody listens in these tests).
+fn waker() -> Arc<mio::Waker> {
+    let poll = Box::leak(Box::new(mio::Poll::new().unwrap()));
+    Arc::new(mio::Waker::new(poll.registry(), mio::Token(9)).unwrap())
+}
+
+fn start(c: WorkerConfig) -> WorkerLink {
+    worker::start(c, Credentials::new(DEMO_KEY, DEMO_SECRET).unwrap(), waker()).unwrap()
+}
+
+fn buy(cl_id: u64, price: i64) -> OrderRequest {
+    OrderRequest {
+        cl_id,
+        side: Side::Buy,
+        price: Price(price),
+        qty: Qty(200_000), // 0.002
+        post_only: true,
+        ioc: false,
+        purpose: Purpose::Entry,
+    }
+}
+
+/// Waits for an event matching `f`, collecting everything seen.
+fn wait_for(
+    link: &WorkerLink,
+    seen: &mut Vec<OrderEvent>,
+    f: impl Fn(&OrderEvent) -> bool,
+) -> OrderEvent {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline {
+        if let Ok(ev) = link.events.recv_timeout(Duration::from_millis(50)) {
+            seen.push(ev);
+            if f(&ev) {
+                return ev;
+            }
+        }
+    }
+    panic!("no such event; saw {seen:?}");
+}
+
+#[test]
+fn balances_then_placed_acknowledged_partly_and_fully_filled_then_cancelled() {
+    let m = market();
+    let sim = RestSim::start("10000", "0", m.clone()).unwrap();
+    let link = start(cfg(&sim));
+    let mut seen = Vec::new();
+    // Balances come first, exactly.
+    let b = wait_for(&link, &mut seen, |e| {
+        matches!(e, OrderEvent::Balances { .. })
+    });
+    assert_eq!(
+        b,
+        OrderEvent::Balances {
+            quote: Cash(10_000 * 1_000_000_000),
+            base: Qty(0)
+        }
+    );
+    link.send(Intent::Place(buy(1, 599_900))).unwrap();
+    wait_for(&link, &mut seen, |e| {
+        *e == OrderEvent::Accepted { cl_id: 1 }
+    });
+    // A trade through our price for a quarter of the size: a partial fill.
+    m.lock().unwrap().trades.push((599_800, 50_000));
+    let f = wait_for(&link, &mut seen, |e| matches!(e, OrderEvent::Fill { .. }));
+    assert_eq!(
+        f,
+        OrderEvent::Fill {
+            cl_id: 1,
+            cum_qty: Qty(50_000),
+            cum_cost: Cash(599_900 * 50_000),
+            // 0.16 % of 29.995 USD = 0.047992 USD.
+            cum_fee: Cash(47_992_000),
+        }
+    );
+    // The ask falls through: the rest fills.
+    {
+        let mut v = m.lock().unwrap();
+        (v.bid, v.ask) = (599_700, 599_800);
+    }
+    wait_for(
+        &link,
+        &mut seen,
+        |e| matches!(e, OrderEvent::Fill { cum_qty, .. } if *cum_qty == Qty(200_000)),
+    );
+    // A second order, cancelled at our request.
+    link.send(Intent::Place(buy(2, 599_000))).unwrap();
+    wait_for(&link, &mut seen, |e| {
+        *e == OrderEvent::Accepted { cl_id: 2 }
+    });
+    link.send(Intent::Cancel { cl_id: 2 }).unwrap();
+    wait_for(&link, &mut seen, |e| {
+        *e == OrderEvent::Cancelled {
+            cl_id: 2,
+            reason: CancelReason::Requested,
+        }
+    });
+    let report = link.finish().unwrap();
+    assert!(report.shutdown_cancel_confirmed);
+    assert!(report.intent_to_ack.len() >= 2);
+    assert!(sim.exchange().orders.values().all(|o| o.status != "open"));
+}
+
+#[test]
+fn a_crossing_post_only_order_reaches_the_core_as_a_rejection() {
+    let sim = RestSim::start("10000", "0", market()).unwrap();
+    let link = start(cfg(&sim));
+    let mut seen = Vec::new();
+    link.send(Intent::Place(buy(5, 600_020))).unwrap();
+    wait_for(&link, &mut seen, |e| {
+        *e == OrderEvent::Rejected {
+            cl_id: 5,
+            reason: RejectReason::PostOnly,
+        }
+    });
+    let _ = link.finish();
+}
+
+#[test]
+fn a_requote_is_sent_as_one_amend_and_falls_back_when_refused() {
+    let sim = RestSim::start("10000", "0", market()).unwrap();
+    let link = start(cfg(&sim));
+    let mut seen = Vec::new();
+    link.send(Intent::Place(buy(1, 599_000))).unwrap();
+    wait_for(&link, &mut seen, |e| {
+        *e == OrderEvent::Accepted { cl_id: 1 }
+    });
+    // The core's requote: cancel the old order, place the new one, in one go.
+    link.send(Intent::Cancel { cl_id: 1 }).unwrap();
+    link.send(Intent::Place(buy(2, 599_100))).unwrap();
+    wait_for(&link, &mut seen, |e| {
+        *e == OrderEvent::Accepted { cl_id: 2 }
+    });
+    assert!(seen.contains(&OrderEvent::Cancelled {
+        cl_id: 1,
+        reason: CancelReason::Requested
+    }));
+    {
+        let ex = sim.exchange();
+        let open: Vec<_> = ex.orders.values().filter(|o| o.status == "open").collect();
+        assert_eq!(open.len(), 1, "the same Kraken order, amended");
+        assert_eq!(open[0].price, Price(599_100));
+        assert_eq!(ex.calls.get("AmendOrder"), Some(&1));
+        assert_eq!(ex.calls.get("AddOrder"), Some(&1));
+    }
+    // An amend the exchange refuses (the order is gone): cancel + add instead.
+    sim.exchange()
+        .orders
+        .values_mut()
+        .for_each(|o| o.status = "canceled");
+    link.send(Intent::Cancel { cl_id: 2 }).unwrap();
+    link.send(Intent::Place(buy(3, 599_200))).unwrap();
+    wait_for(&link, &mut seen, |e| {
+        *e == OrderEvent::Accepted { cl_id: 3 }
+    });
+    let report = link.finish().unwrap();
+    assert_eq!((report.amends, report.amend_fallbacks), (1, 1));
+}
+
+#[test]
+fn a_lost_add_order_answer_never_creates_a_second_order() {
+    let sim = RestSim::start("10000", "0", market()).unwrap();
+    let link = start(cfg(&sim));
+    let mut seen = Vec::new();
+    sim.faults().dropped.store(1, Ordering::SeqCst);
+    link.send(Intent::Place(buy(7, 599_000))).unwrap();
+    wait_for(&link, &mut seen, |e| {
+        *e == OrderEvent::Accepted { cl_id: 7 }
+    });
+    let ex = sim.exchange();
+    assert_eq!(ex.orders.len(), 1, "{:?}", ex.orders);
+    assert_eq!(ex.calls.get("AddOrder"), Some(&1), "looked, did not resend");
+    drop(ex);
+    let _ = link.finish();
+}
+
+#[test]
+fn rate_limit_and_server_errors_back_off_two_seconds_then_double() {
+    let sim = RestSim::start("10000", "0", market()).unwrap();
+    let link = start(cfg(&sim));
+    let mut seen = Vec::new();
+    sim.faults().rate_limited.store(1, Ordering::SeqCst);
+    let t0 = Instant::now();
+    // Refused for the rate limit: certainly not placed, so the core hears a rejection.
+    link.send(Intent::Place(buy(1, 599_000))).unwrap();
+    wait_for(&link, &mut seen, |e| {
+        *e == OrderEvent::Rejected {
+            cl_id: 1,
+            reason: RejectReason::RateLimit,
+        }
+    });
+    // Next, a 502: maybe placed, so the worker looks (after 4 s) before resending.
+    sim.faults().server_errors.store(1, Ordering::SeqCst);
+    link.send(Intent::Place(buy(2, 599_000))).unwrap();
+    wait_for(&link, &mut seen, |e| {
+        *e == OrderEvent::Accepted { cl_id: 2 }
+    });
+    assert!(t0.elapsed() >= Duration::from_secs(6), "{:?}", t0.elapsed());
+    let log: Vec<Instant> = sim
+        .exchange()
+        .call_log
+        .iter()
+        .filter(|(_, m)| m == "AddOrder" || m == "OpenOrders")
+        .map(|(t, _)| *t)
+        .collect();
+    let gaps: Vec<Duration> = log.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter().any(|g| *g >= Duration::from_millis(1_900)),
+        "{gaps:?}"
+    );
+    assert!(
+        gaps.iter().any(|g| *g >= Duration::from_millis(3_900)),
+        "{gaps:?}"
+    );
+    let _ = link.finish();
+}
+
+#[test]
+fn an_unreachable_api_fails_start_up() {
+    let sim = RestSim::start("10000", "0", market()).unwrap();
+    sim.faults().down.store(true, Ordering::SeqCst);
+    let e = worker::start(
+        cfg(&sim),
+        Credentials::new(DEMO_KEY, DEMO_SECRET).unwrap(),
+        waker(),
+    )
+    .unwrap_err();
+    assert!(!e.to_string().contains(DEMO_SECRET));
+}
