@@ -540,6 +540,13 @@ impl Worker {
         if o.last_exec.0 != 0 || o.txid.is_none() || o.req.ioc {
             return None;
         }
+        // No room on the rate counter for the amend: cancel now (cancels are never held
+        // back); the new order waits for room on its own.
+        let age = o.placed_at.elapsed().as_nanos() as Nanos;
+        let now_ns = self.ns(Instant::now());
+        if !self.counter.allows(now_ns, amend_cost(age)) {
+            return None;
+        }
         let side = o.req.side;
         let pos = self
             .queue

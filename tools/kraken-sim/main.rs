@@ -2,7 +2,8 @@
 //!
 //! `kraken-sim --port 8790` serves `ws://127.0.0.1:8790/v2`; `--tls` serves `wss://` with a
 //! certificate generated at start-up, written to `--cert-out` for clients to trust
-//! (`ws_ca_file` in WildBot's config). Runs until Ctrl-C.
+//! (`ws_ca_file` in WildBot's config). It also serves Kraken's private REST API on another
+//! loopback port, accepting the public demo key pair it prints. Runs until Ctrl-C.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,6 +39,12 @@ struct Args {
     /// Where to write that certificate (PEM).
     #[arg(long, default_value = "kraken-sim-ca.pem")]
     cert_out: String,
+    /// Starting USD balance of the simulated account.
+    #[arg(long, default_value = "10000")]
+    usd: String,
+    /// Starting BTC balance of the simulated account.
+    #[arg(long, default_value = "0")]
+    btc: String,
 }
 
 fn main() -> std::process::ExitCode {
@@ -80,7 +87,20 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
+    let rest = match wildbot::sim::rest::RestSim::start(&a.usd, &a.btc, sim.market()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
     println!("kraken-sim listening on {}", sim.url());
+    println!(
+        "private REST on {} (rest_url); key {} / secret {} (KRAKEN_API_KEY / KRAKEN_API_SECRET)",
+        rest.url(),
+        wildbot::sim::rest::DEMO_KEY,
+        wildbot::sim::rest::DEMO_SECRET
+    );
     if a.tls {
         println!("certificate: {} (set ws_ca_file to it)", a.cert_out);
     }
@@ -91,6 +111,7 @@ fn main() -> std::process::ExitCode {
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
     }
+    drop(rest);
     sim.stop();
     std::process::ExitCode::SUCCESS
 }
