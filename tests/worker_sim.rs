@@ -162,9 +162,12 @@ fn a_requote_is_sent_as_one_amend_and_falls_back_when_refused() {
     wait_for(&link, &mut seen, |e| {
         *e == OrderEvent::Accepted { cl_id: 1 }
     });
-    // The core's requote: cancel the old order, place the new one, in one go.
-    link.send(Intent::Cancel { cl_id: 1 }).unwrap();
-    link.send(Intent::Place(buy(2, 599_100))).unwrap();
+    // The core's requote: the old order out, the new one in.
+    link.send(Intent::Replace {
+        old: 1,
+        new: buy(2, 599_100),
+    })
+    .unwrap();
     wait_for(&link, &mut seen, |e| {
         *e == OrderEvent::Accepted { cl_id: 2 }
     });
@@ -185,11 +188,19 @@ fn a_requote_is_sent_as_one_amend_and_falls_back_when_refused() {
         .orders
         .values_mut()
         .for_each(|o| o.status = "canceled");
-    link.send(Intent::Cancel { cl_id: 2 }).unwrap();
-    link.send(Intent::Place(buy(3, 599_200))).unwrap();
+    link.send(Intent::Replace {
+        old: 2,
+        new: buy(3, 599_200),
+    })
+    .unwrap();
     wait_for(&link, &mut seen, |e| {
         *e == OrderEvent::Accepted { cl_id: 3 }
     });
+    // The exchange had cancelled it behind our back: the core hears so.
+    assert!(seen.contains(&OrderEvent::Cancelled {
+        cl_id: 2,
+        reason: CancelReason::Exchange
+    }));
     let report = link.finish().unwrap();
     assert_eq!((report.amends, report.amend_fallbacks), (1, 1));
 }

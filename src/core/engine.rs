@@ -521,6 +521,9 @@ impl Core {
                 n += 1;
             }
             let mut kept = false;
+            // Live mode: the one order this tick cancels on a side that is then quoted again
+            // becomes a single replace (the worker sends it as one AmendOrder when it can).
+            let mut replacing: Option<ClientId> = None;
             for o in live[..n].iter().flatten() {
                 if o.state == OrderState::PendingCancel {
                     continue;
@@ -546,6 +549,11 @@ impl Core {
                 }
                 if fits && !stale && !kept {
                     kept = true;
+                } else if self.paper.is_none()
+                    && replacing.is_none()
+                    && matches!(action, SideAction::Quote(q) if q.purpose != Purpose::ForceExit)
+                {
+                    replacing = Some(o.req.cl_id);
                 } else {
                     self.cancel_order(o.req.cl_id, out);
                 }
@@ -553,10 +561,21 @@ impl Core {
             let SideAction::Quote(q) = action else {
                 continue;
             };
-            if kept || self.orders.live().any(|o| o.side() == side) {
+            if kept
+                || self
+                    .orders
+                    .live()
+                    .any(|o| o.side() == side && Some(o.req.cl_id) != replacing)
+            {
+                if let Some(old) = replacing {
+                    self.cancel_order(old, out);
+                }
                 continue;
             }
             if cooling {
+                if let Some(old) = replacing {
+                    self.cancel_order(old, out);
+                }
                 self.pause(Rule::Cooldown);
                 continue;
             }
@@ -571,7 +590,12 @@ impl Core {
             };
             match self.orders.open(req, now) {
                 Some(req) => {
-                    out.push(Intent::Place(req));
+                    match replacing {
+                        Some(old) if self.orders.mark_cancel(old) => {
+                            out.push(Intent::Replace { old, new: req });
+                        }
+                        _ => out.push(Intent::Place(req)),
+                    }
                     if let (Purpose::ForceExit, Some(rule)) = (q.purpose, d.forced_by) {
                         out.push(Intent::Alert(Alert {
                             level: AlertLevel::Warning,

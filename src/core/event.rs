@@ -227,6 +227,15 @@ pub enum Intent {
     },
     /// Cancel every order we have on the pair.
     CancelAll,
+    /// Cancel `old` and place `new` on the same side (a requote; live mode). The venue may do
+    /// it in one step (Kraken's AmendOrder); either way `old` ends cancelled and `new` is
+    /// accepted or rejected.
+    Replace {
+        /// The resting order to give up.
+        old: ClientId,
+        /// Its replacement.
+        new: OrderRequest,
+    },
     /// Unsubscribe and resubscribe the book at this depth for a fresh snapshot.
     Resubscribe {
         /// Depth.

@@ -8,9 +8,10 @@
 //! while the local model of Kraken's trading rate counter has room. Around that it polls
 //! QueryOrders for fills, refreshes balances, and keeps the dead man's switch armed.
 //!
-//! A requote the core expresses as "cancel A, place B" on the same side is sent as one
-//! AmendOrder of A when A has not filled (cheaper on the rate counter for young orders, and
-//! Kraken keeps the order); if Kraken refuses the amend, it falls back to cancel + add.
+//! A requote (the core's `Intent::Replace`: A out, B in, same side) is sent as one AmendOrder of
+//! A when A rests unfilled and the rate counter has room (cheaper than cancel + add for young
+//! orders, and Kraken keeps the order); if Kraken refuses the amend, it falls back to
+//! cancel + add.
 //!
 //! An AddOrder whose answer is lost (timeout, dropped connection) is never blindly resent:
 //! the worker first looks for its `cl_ord_id` among the open orders.
@@ -221,8 +222,8 @@ struct Tracked {
 enum Job {
     Place(OrderRequest, Instant),
     Cancel(ClientId),
-    /// A cancel that must not become an amend (the amend was just refused).
-    CancelOnly(ClientId),
+    /// A requote: `old` out, the new order in; one AmendOrder when possible.
+    Replace(ClientId, OrderRequest, Instant),
     CancelAll,
     /// An AddOrder whose answer was lost: look before resending.
     Recover(OrderRequest, Instant),
@@ -358,18 +359,42 @@ impl Worker {
                         .queue
                         .iter()
                         .position(|j| {
-                            !matches!(j, Job::Cancel(_) | Job::CancelOnly(_) | Job::CancelAll)
+                            !matches!(j, Job::Cancel(_) | Job::Replace(..) | Job::CancelAll)
                         })
                         .unwrap_or(self.queue.len());
                     self.queue.insert(at, Job::Cancel(cl_id));
                 }
             }
             Intent::CancelAll => {
-                self.queue
-                    .retain(|j| matches!(j, Job::Cancel(_) | Job::CancelOnly(_)));
+                self.queue.retain(|j| matches!(j, Job::Cancel(_)));
                 self.queue.push_front(Job::CancelAll);
             }
             Intent::Place(req) => self.queue.push_back(Job::Place(req, now)),
+            Intent::Replace { old, new } => {
+                if let Some(pos) = self
+                    .queue
+                    .iter()
+                    .position(|j| matches!(j, Job::Place(r, _) if r.cl_id == old))
+                {
+                    // The old order was never sent: it simply does not happen.
+                    self.queue.remove(pos);
+                    self.emit(OrderEvent::Cancelled {
+                        cl_id: old,
+                        reason: CancelReason::Requested,
+                    });
+                    self.queue.push_back(Job::Place(new, now));
+                } else {
+                    // Cancel priority: it takes risk off before it adds any.
+                    let at = self
+                        .queue
+                        .iter()
+                        .position(|j| {
+                            !matches!(j, Job::Cancel(_) | Job::Replace(..) | Job::CancelAll)
+                        })
+                        .unwrap_or(self.queue.len());
+                    self.queue.insert(at, Job::Replace(old, new, now));
+                }
+            }
             _ => {}
         }
     }
@@ -411,11 +436,16 @@ impl Worker {
         let now = Instant::now();
         if let Some(job) = self.queue.pop_front() {
             match job {
-                Job::Cancel(cl_id) => match self.requote_of(cl_id) {
-                    Some((req, since)) => self.amend(cl_id, req, since),
-                    None => self.cancel(cl_id),
-                },
-                Job::CancelOnly(cl_id) => self.cancel(cl_id),
+                Job::Cancel(cl_id) => self.cancel(cl_id),
+                Job::Replace(old, req, since) => {
+                    if self.can_amend(old) {
+                        self.amend(old, req, since);
+                    } else {
+                        // Cancel now (never held back); the new order queues like any other.
+                        self.queue.push_front(Job::Place(req, since));
+                        self.cancel(old);
+                    }
+                }
                 Job::CancelAll => self.cancel_all(),
                 Job::Recover(req, since) => self.recover(req, since),
                 Job::Place(req, since) => {
@@ -533,29 +563,18 @@ impl Worker {
         }
     }
 
-    /// A requote: the core cancels `old` and a new order on the same side is queued behind
-    /// it. When `old` rests unfilled, the pair becomes one AmendOrder.
-    fn requote_of(&mut self, old: ClientId) -> Option<(OrderRequest, Instant)> {
-        let o = self.orders.get(&old)?;
+    /// Whether `old` can be amended in place: it rests at Kraken unfilled, is not IOC, and
+    /// the rate counter has room for the amend (else cancel + add, and the add waits).
+    fn can_amend(&mut self, old: ClientId) -> bool {
+        let Some(o) = self.orders.get(&old) else {
+            return false;
+        };
         if o.last_exec.0 != 0 || o.txid.is_none() || o.req.ioc {
-            return None;
+            return false;
         }
-        // No room on the rate counter for the amend: cancel now (cancels are never held
-        // back); the new order waits for room on its own.
         let age = o.placed_at.elapsed().as_nanos() as Nanos;
         let now_ns = self.ns(Instant::now());
-        if !self.counter.allows(now_ns, amend_cost(age)) {
-            return None;
-        }
-        let side = o.req.side;
-        let pos = self
-            .queue
-            .iter()
-            .position(|j| matches!(j, Job::Place(r, _) if r.side == side && !r.ioc))?;
-        match self.queue.remove(pos) {
-            Some(Job::Place(r, since)) => Some((r, since)),
-            _ => None,
-        }
+        self.counter.allows(now_ns, amend_cost(age))
     }
 
     fn amend(&mut self, old: ClientId, req: OrderRequest, since: Instant) {
@@ -597,7 +616,7 @@ impl Worker {
                 // Fall back: cancel the old order, then place the new one.
                 self.report.amend_fallbacks += 1;
                 self.queue.push_front(Job::Place(req, since));
-                self.queue.push_front(Job::CancelOnly(old));
+                self.queue.push_front(Job::Cancel(old));
             }
         }
     }
@@ -626,7 +645,7 @@ impl Worker {
                     });
                 }
             }
-            Err(_) => self.queue.push_front(Job::CancelOnly(cl_id)),
+            Err(_) => self.queue.push_front(Job::Cancel(cl_id)),
         }
     }
 

@@ -607,6 +607,16 @@ impl Feed<'_> {
                     self.send_to_worker(self.out[i]);
                     measured = true;
                 }
+                Intent::Replace { new, .. } => {
+                    self.s.orders_placed += 1;
+                    self.s.orders_cancelled += 1;
+                    if self.awaiting_snapshot {
+                        self.s.quotes_while_stale += 1;
+                    }
+                    self.notifier.send(Notice::Placed(new, self.precision));
+                    self.send_to_worker(self.out[i]);
+                    measured = true;
+                }
                 Intent::Resubscribe { .. } => self.schedule_resubscribe(rx),
                 Intent::Alert(a) => self.notifier.send(Notice::Alert(a, self.precision)),
                 Intent::Snapshot => {}

@@ -179,6 +179,52 @@ fn stale_orders_are_cancelled_and_requoted() {
 }
 
 #[test]
+fn live_stale_orders_are_requoted_in_one_replace() {
+    let mut r = Run::new(&cfg("live_mode = true"));
+    r.frame(SEC, &snap(59_999.9, 60_000.1));
+    let first = places(&r.ev(SEC + MS, Event::Timer));
+    let first = match first.as_slice() {
+        [] => r.core.orders().live().next().map(|o| o.req).unwrap(),
+        [p] => *p,
+        more => panic!("{more:?}"),
+    };
+    r.ev(
+        SEC + 2 * MS,
+        Event::Order(OrderEvent::Accepted { cl_id: first.cl_id }),
+    );
+    // Stale at 5 s: one replace (cancel the old, place the new), not a cancel now and a place
+    // after the exchange confirms.
+    let out = r.ev(SEC + 5_000 * MS, Event::Timer);
+    let replaces: Vec<_> = out
+        .iter()
+        .filter_map(|i| match i {
+            Intent::Replace { old, new } => Some((*old, *new)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replaces.len(), 1, "{out:?}");
+    let (old, new) = replaces[0];
+    assert_eq!(old, first.cl_id);
+    assert_eq!((new.side, new.purpose), (first.side, first.purpose));
+    assert_ne!(new.cl_id, old);
+    assert_eq!(cancels(&out) + places(&out).len(), 0);
+    // The exchange confirms both halves; nothing else goes out.
+    r.ev(
+        SEC + 5_001 * MS,
+        Event::Order(OrderEvent::Cancelled {
+            cl_id: old,
+            reason: CancelReason::Requested,
+        }),
+    );
+    let out = r.ev(
+        SEC + 5_002 * MS,
+        Event::Order(OrderEvent::Accepted { cl_id: new.cl_id }),
+    );
+    assert!(places(&out).is_empty() && cancels(&out) == 0, "{out:?}");
+    assert_eq!(r.core.orders().live_count(), 1);
+}
+
+#[test]
 fn paper_fill_books_position_and_places_the_exit_after_the_cooldown() {
     let mut r = Run::new(&cfg(""));
     r.frame(SEC, &snap(59_999.9, 60_000.1));
