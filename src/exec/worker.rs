@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
 use hdrhistogram::Histogram;
 
 use crate::config::Config;
@@ -38,6 +38,8 @@ use crate::kraken::rest::{AddOrder, Credentials, OrderInfo, RestClient};
 pub const INTENT_CAPACITY: usize = 256;
 const EVENT_CAPACITY: usize = 1024;
 const BACKOFF_MIN: Duration = Duration::from_secs(2);
+/// Longest the worker sleeps between looks at its intent channel.
+const POLL_EVERY: Duration = Duration::from_micros(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// What the worker measured.
@@ -305,26 +307,29 @@ impl Worker {
 
     fn run(&mut self, intents: &Receiver<Intent>) {
         loop {
-            let now = Instant::now();
-            let wait = self.next_due().saturating_duration_since(now);
-            match intents.recv_timeout(wait.min(Duration::from_millis(200))) {
-                Ok(i) => {
-                    self.take(i);
-                    while let Ok(i) = intents.try_recv() {
-                        self.take(i);
+            // Poll, never block in `recv`: a send from the feed thread then never has to wake
+            // this thread (a futex syscall on the hot path). The poll interval is small next
+            // to any REST round trip.
+            loop {
+                match intents.try_recv() {
+                    Ok(i) => self.take(i),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        self.stopping = true;
+                        break;
                     }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.stopping = true;
                 }
             }
             if self.stopping {
                 self.shutdown();
                 return;
             }
-            if Instant::now() >= self.next_call {
+            let now = Instant::now();
+            if now >= self.next_call && now >= self.next_due() {
                 self.step();
+            } else {
+                let wait = self.next_due().saturating_duration_since(now);
+                std::thread::sleep(wait.clamp(Duration::from_micros(50), POLL_EVERY));
             }
         }
     }
