@@ -418,24 +418,24 @@ impl Cash {
     /// A decimal as cash at `precision`, digits beyond it rounded up in magnitude.
     #[must_use]
     pub fn from_decimal_round_up(d: Decimal, precision: u8) -> Cash {
-        let m = i128::from(d.mantissa);
-        let v = if d.scale <= precision {
-            m * 10i128.pow(u32::from(precision - d.scale))
-        } else {
-            div_ceil_signed(m, 10i128.pow(u32::from(d.scale - precision)))
-        };
-        Cash(if d.negative { -v } else { v })
+        Cash::from_decimal_with(d, precision, div_ceil_signed)
     }
 
     /// A decimal as cash at `precision`, digits beyond it dropped (toward zero): for amounts
     /// we receive (balances, proceeds), never overstated.
     #[must_use]
     pub fn from_decimal_round_down(d: Decimal, precision: u8) -> Cash {
+        Cash::from_decimal_with(d, precision, |m, div| m / div)
+    }
+
+    /// The magnitude rescaled to `precision`, `shrink(magnitude, divisor)` deciding the
+    /// rounding when digits are dropped; the sign applied after.
+    fn from_decimal_with(d: Decimal, precision: u8, shrink: impl Fn(i128, i128) -> i128) -> Cash {
         let m = i128::from(d.mantissa);
         let v = if d.scale <= precision {
             m * 10i128.pow(u32::from(precision - d.scale))
         } else {
-            m / 10i128.pow(u32::from(d.scale - precision))
+            shrink(m, 10i128.pow(u32::from(d.scale - precision)))
         };
         Cash(if d.negative { -v } else { v })
     }

@@ -346,29 +346,9 @@ impl Worker {
     fn take(&mut self, i: Intent) {
         let now = Instant::now();
         match i {
-            // Cancels go first: they reduce risk.
-            Intent::Cancel { cl_id } => {
-                // Not sent yet? Then it never needs to be.
-                if let Some(pos) = self
-                    .queue
-                    .iter()
-                    .position(|j| matches!(j, Job::Place(r, _) if r.cl_id == cl_id))
-                {
-                    self.queue.remove(pos);
-                    self.emit(OrderEvent::Cancelled {
-                        cl_id,
-                        reason: CancelReason::Requested,
-                    });
-                } else {
-                    let at = self
-                        .queue
-                        .iter()
-                        .position(|j| {
-                            !matches!(j, Job::Cancel(_) | Job::Replace(..) | Job::CancelAll)
-                        })
-                        .unwrap_or(self.queue.len());
-                    self.queue.insert(at, Job::Cancel(cl_id));
-                }
+            // Cancels go first: they reduce risk. An order not sent yet never needs to be.
+            Intent::Cancel { cl_id } if !self.drop_unsent(cl_id) => {
+                self.push_risk_reducing(Job::Cancel(cl_id));
             }
             Intent::CancelAll => {
                 self.queue.retain(|j| matches!(j, Job::Cancel(_)));
@@ -376,32 +356,43 @@ impl Worker {
             }
             Intent::Place(req) => self.queue.push_back(Job::Place(req, now)),
             Intent::Replace { old, new } => {
-                if let Some(pos) = self
-                    .queue
-                    .iter()
-                    .position(|j| matches!(j, Job::Place(r, _) if r.cl_id == old))
-                {
-                    // The old order was never sent: it simply does not happen.
-                    self.queue.remove(pos);
-                    self.emit(OrderEvent::Cancelled {
-                        cl_id: old,
-                        reason: CancelReason::Requested,
-                    });
+                if self.drop_unsent(old) {
                     self.queue.push_back(Job::Place(new, now));
                 } else {
                     // Cancel priority: it takes risk off before it adds any.
-                    let at = self
-                        .queue
-                        .iter()
-                        .position(|j| {
-                            !matches!(j, Job::Cancel(_) | Job::Replace(..) | Job::CancelAll)
-                        })
-                        .unwrap_or(self.queue.len());
-                    self.queue.insert(at, Job::Replace(old, new, now));
+                    self.push_risk_reducing(Job::Replace(old, new, now));
                 }
             }
             _ => {}
         }
+    }
+
+    /// An order still waiting in the queue is simply never sent: drops it and tells the core
+    /// it is cancelled. `false` when it is not queued.
+    fn drop_unsent(&mut self, cl_id: ClientId) -> bool {
+        let Some(pos) = self
+            .queue
+            .iter()
+            .position(|j| matches!(j, Job::Place(r, _) if r.cl_id == cl_id))
+        else {
+            return false;
+        };
+        self.queue.remove(pos);
+        self.emit(OrderEvent::Cancelled {
+            cl_id,
+            reason: CancelReason::Requested,
+        });
+        true
+    }
+
+    /// Queues `job` behind the other cancels and ahead of everything else.
+    fn push_risk_reducing(&mut self, job: Job) {
+        let at = self
+            .queue
+            .iter()
+            .position(|j| !matches!(j, Job::Cancel(_) | Job::Replace(..) | Job::CancelAll))
+            .unwrap_or(self.queue.len());
+        self.queue.insert(at, job);
     }
 
     fn timed<T>(
