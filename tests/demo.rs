@@ -6,6 +6,17 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wildbot"))
 }
 
+/// Runs the command, requires success, and returns the JSON summary on its last stdout line.
+fn summary(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    last_json_line(&out.stdout)
+}
+
 fn last_json_line(stdout: &[u8]) -> serde_json::Value {
     let text = String::from_utf8_lossy(stdout);
     let last = text.lines().last().expect("some output");
@@ -14,16 +25,7 @@ fn last_json_line(stdout: &[u8]) -> serde_json::Value {
 
 #[test]
 fn demo_trades_for_twenty_seconds_and_summarises_as_json() {
-    let out = bin()
-        .args(["demo", "--duration", "20", "--json", "--log-level", "warn"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s = last_json_line(&out.stdout);
+    let s = summary(bin().args(["demo", "--duration", "20", "--json", "--log-level", "warn"]));
     for key in [
         "mode",
         "ticks",
@@ -62,26 +64,20 @@ fn demo_trades_for_twenty_seconds_and_summarises_as_json() {
 #[test]
 fn recorded_demo_feed_verifies_over_tls() {
     let path = std::env::temp_dir().join(format!("wildbot-rec-{}.jsonl", std::process::id()));
-    let out = bin()
-        .args([
-            "demo",
-            "--tls",
-            "--duration",
-            "3",
-            "--json",
-            "--log-level",
-            "warn",
-            "--record",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let s = summary(
+        bin()
+            .args([
+                "demo",
+                "--tls",
+                "--duration",
+                "3",
+                "--json",
+                "--log-level",
+                "warn",
+                "--record",
+            ])
+            .arg(&path),
     );
-    let s = last_json_line(&out.stdout);
     let recorded = s["frames_recorded"].as_u64().unwrap();
     assert!(recorded > 300, "{s}");
     assert_eq!(recorded, s["frames"].as_u64().unwrap());

@@ -268,6 +268,27 @@ struct Feed<'a> {
     s: Counters,
 }
 
+/// The few core counters the feed thread reacts to, read around each frame (copying the
+/// whole `Stats` twice per frame would be wasted work on the hot path).
+#[derive(Debug, Clone, Copy)]
+struct FrameCounters {
+    pongs: u64,
+    snapshots: u64,
+    method_errors: u64,
+    instrument_msgs: u64,
+}
+
+impl FrameCounters {
+    fn of(s: &crate::core::engine::Stats) -> FrameCounters {
+        FrameCounters {
+            pongs: s.pongs,
+            snapshots: s.snapshots,
+            method_errors: s.method_errors,
+            instrument_msgs: s.instrument_msgs,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     connects: u64,
@@ -549,11 +570,11 @@ impl Feed<'_> {
         if let Some(r) = &self.recorder {
             r.record(rx, bytes);
         }
-        let before = *self.core.stats();
+        let before = FrameCounters::of(self.core.stats());
         self.core.handle(rx, Event::Frame(bytes), &mut self.out);
         let done = self.clock.now();
         let _ = self.frame_to_done.record((done - rx).max(1) as u64);
-        let after = *self.core.stats();
+        let after = FrameCounters::of(self.core.stats());
         if after.pongs > before.pongs {
             self.ping_sent_at = None;
         }
@@ -584,17 +605,22 @@ impl Feed<'_> {
         self.take_intents(rx, true);
     }
 
+    /// Counts and announces an order the core sends (placed, or the new half of a replace).
+    fn new_order(&mut self, o: crate::core::event::OrderRequest) {
+        self.s.orders_placed += 1;
+        if self.awaiting_snapshot {
+            self.s.quotes_while_stale += 1;
+        }
+        self.notifier.send(Notice::Placed(o, self.precision));
+    }
+
     /// Routes the core's intents. `from_frame`: measure frame → intent latency.
     fn take_intents(&mut self, rx: Nanos, from_frame: bool) {
         let mut measured = false;
         for i in 0..self.out.len() {
             match self.out[i] {
                 Intent::Place(o) => {
-                    self.s.orders_placed += 1;
-                    if self.awaiting_snapshot {
-                        self.s.quotes_while_stale += 1;
-                    }
-                    self.notifier.send(Notice::Placed(o, self.precision));
+                    self.new_order(o);
                     self.send_to_worker(self.out[i]);
                     measured = true;
                 }
@@ -608,12 +634,8 @@ impl Feed<'_> {
                     measured = true;
                 }
                 Intent::Replace { new, .. } => {
-                    self.s.orders_placed += 1;
                     self.s.orders_cancelled += 1;
-                    if self.awaiting_snapshot {
-                        self.s.quotes_while_stale += 1;
-                    }
-                    self.notifier.send(Notice::Placed(new, self.precision));
+                    self.new_order(new);
                     self.send_to_worker(self.out[i]);
                     measured = true;
                 }
