@@ -78,8 +78,8 @@ enum Command {
         /// Config file (its ws_url is replaced by the simulator's).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Seed of the simulated market (11: a lively 20 s, with fills on both paths).
-        #[arg(long, default_value_t = 11)]
+        /// Seed of the simulated market (3: a lively first 20 s, with fills on both sides).
+        #[arg(long, default_value_t = 3)]
         seed: u64,
         /// Volatility multiplier of the simulated market.
         #[arg(long, default_value_t = 1.0)]

@@ -562,8 +562,16 @@ impl Session {
         }
     }
 
-    /// One market step: the market always moves; subscribers see it.
+    /// One market step: the market always moves; subscribers see every message of it.
     fn step(&mut self, faults: &Faults, stats: &SimStats, silent: bool) -> Result<(), String> {
+        self.send_next(faults, stats, silent)?;
+        while self.market.has_pending() {
+            self.send_next(faults, stats, silent)?;
+        }
+        Ok(())
+    }
+
+    fn send_next(&mut self, faults: &Faults, stats: &SimStats, silent: bool) -> Result<(), String> {
         let (_, frame) = self.market.next_frame();
         if silent {
             return Ok(());

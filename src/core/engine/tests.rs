@@ -443,7 +443,8 @@ fn same_events_same_intents() {
 
 #[test]
 fn paper_session_keeps_the_books_consistent() {
-    let frames = crate::bench::frames(60_000, 3);
+    // About 9 simulated minutes.
+    let frames = crate::bench::frames(150_000, 3);
     let mut r = Run::new(&cfg(""));
     let max = r.core.params().max_position.0 as i64;
     for (t, f) in &frames {
