@@ -221,14 +221,15 @@ impl Accounting {
 
     /// Marks the position to `mark` and updates equity, peak and max drawdown.
     pub fn mark(&mut self, mark: FinePrice) {
-        let value = i128::from(self.position) * mark.0 / FINE;
+        let value = position_value(self.position, mark);
         self.equity = Cash(self.cash.0 + value);
         if self.equity > self.peak_equity {
             self.peak_equity = self.equity;
         }
-        if self.peak_equity.0 > 0 {
-            let dd = (self.peak_equity.0 - self.equity.0) * 1_000_000 / self.peak_equity.0;
-            self.max_drawdown_ppm = self.max_drawdown_ppm.max(dd as i64);
+        // Divide only when the record may move (a multiply decides): this runs every tick.
+        let (peak, dd) = (self.peak_equity.0, self.peak_equity.0 - self.equity.0);
+        if peak > 0 && dd * 1_000_000 >= i128::from(self.max_drawdown_ppm + 1) * peak {
+            self.max_drawdown_ppm = (dd * 1_000_000 / peak) as i64;
         }
     }
 
@@ -241,10 +242,22 @@ impl Accounting {
         ((self.peak_equity.0 - self.equity.0) * 1_000_000 / self.peak_equity.0) as i64
     }
 
+    /// Whether the drawdown from peak has reached `ppm` (`drawdown_ppm() >= ppm`, without the
+    /// 128-bit divide).
+    #[must_use]
+    pub fn drawdown_reached(&self, ppm: i64) -> bool {
+        let peak = self.peak_equity.0;
+        if peak <= 0 {
+            return ppm <= 0;
+        }
+        // floor(dd·10^6 / peak) >= ppm  ⟺  dd·10^6 >= ppm·peak (peak > 0).
+        (peak - self.equity.0) * 1_000_000 >= i128::from(ppm) * peak
+    }
+
     /// Unrealised PnL at `mark`.
     #[must_use]
     pub fn unrealised(&self, mark: FinePrice) -> Cash {
-        Cash(i128::from(self.position) * mark.0 / FINE - self.basis.0)
+        Cash(position_value(self.position, mark) - self.basis.0)
     }
 
     /// Win rate in [0, 1] (0 before any round trip).
@@ -282,9 +295,35 @@ impl Accounting {
     }
 }
 
+/// `position × mark / FINE` truncated toward zero, as the `i128` expression gives it, but in
+/// 64-bit arithmetic whenever it fits (a 128-bit divide is a slow library call and this runs
+/// on every tick). The mark is split into whole units and a fraction below one unit.
+fn position_value(position: i64, mark: FinePrice) -> i128 {
+    const F: i64 = FINE as i64;
+    if let Ok(m) = i64::try_from(mark.0)
+        && m >= 0
+        && let (Some(a), Some(b)) = (position.checked_mul(m / F), position.checked_mul(m % F))
+    {
+        // Both terms have the sign of the position, so truncating the fraction alone equals
+        // truncating the sum.
+        return i128::from(a) + i128::from(b / F);
+    }
+    i128::from(position) * mark.0 / FINE
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn position_value_equals_the_i128_expression(position in proptest::prelude::any::<i64>(),
+                                                     mark in 0i128..(1i128 << 62)) {
+            let m = FinePrice(mark);
+            proptest::prop_assert_eq!(position_value(position, m),
+                                      i128::from(position) * mark / FINE);
+        }
+    }
 
     // Price precision 1, qty precision 8 → cash units 1e-9 USD.
     fn fill(side: Side, qty_lots: u64, price_units: i64, fee: i128) -> FillDelta {

@@ -457,7 +457,7 @@ impl Core {
             }
         };
         self.acct.mark(micro);
-        if self.acct.drawdown_ppm() >= self.params.max_drawdown.0 {
+        if self.acct.drawdown_reached(self.params.max_drawdown.0) {
             let kind = AlertKind::DrawdownStop {
                 equity: self.acct.equity,
                 peak: self.acct.peak_equity,
@@ -514,17 +514,21 @@ impl Core {
             .is_some_and(|t| now - t < self.params.fill_cooldown_ns);
         for side in [Side::Buy, Side::Sell] {
             let action = d.side(side);
-            let mut live = [None; MAX_ORDERS];
+            // Ids, not copies of the orders: this runs on every tick.
+            let mut live = [0 as ClientId; MAX_ORDERS];
             let mut n = 0;
             for o in self.orders.live().filter(|o| o.side() == side) {
-                live[n] = Some(*o);
+                live[n] = o.req.cl_id;
                 n += 1;
             }
             let mut kept = false;
             // Live mode: the one order this tick cancels on a side that is then quoted again
             // becomes a single replace (the worker sends it as one AmendOrder when it can).
             let mut replacing: Option<ClientId> = None;
-            for o in live[..n].iter().flatten() {
+            for &id in &live[..n] {
+                let Some(o) = self.orders.get(id).copied() else {
+                    continue;
+                };
                 if o.state == OrderState::PendingCancel {
                     continue;
                 }

@@ -273,6 +273,24 @@ fn accumulate_digits(text: &[u8], mut i: usize, mut acc: u64) -> Result<(u64, us
     Ok((acc, i))
 }
 
+/// `n / d` rounded toward zero, exactly as `i128` division, but on the CPU's 64-bit divide
+/// when both fit: a 128-bit divide is a library call several times slower, and the core
+/// divides on every tick.
+///
+/// # Panics
+/// When `d` is zero, as `/` does.
+#[inline]
+#[must_use]
+pub fn div_trunc(n: i128, d: i128) -> i128 {
+    if let (Ok(n64), Ok(d64)) = (i64::try_from(n), i64::try_from(d))
+        && d64 != 0
+        && let Some(q) = n64.checked_div(d64)
+    {
+        return i128::from(q);
+    }
+    n / d
+}
+
 /// Writes `value / 10^precision` exactly, e.g. `(810115, 1)` → `81011.5`, `(5, 8)` → `0.00000005`.
 ///
 /// # Errors
@@ -468,28 +486,43 @@ impl FinePrice {
     /// `self × (1 + rate)`, exact to the fine resolution (rounded toward zero).
     #[must_use]
     pub fn scale(self, rate: Ppm) -> FinePrice {
-        FinePrice(self.0 * i128::from(PPM_ONE + rate.0) / i128::from(PPM_ONE))
+        FinePrice(div_trunc(
+            self.0 * i128::from(PPM_ONE + rate.0),
+            i128::from(PPM_ONE),
+        ))
     }
 
     /// The largest tick-aligned price at or below this one (how a buy rounds: passive).
     #[must_use]
     pub fn floor_to_tick(self, tick: Price) -> Price {
-        let t = i128::from(tick.0.max(1)) * FINE;
-        Price((self.0.div_euclid(t) * t / FINE) as i64)
+        let tick = tick.0.max(1);
+        // q ticks of t = tick·FINE fine units are q·tick price units. 64-bit when it fits.
+        if let (Ok(v), Some(t)) = (i64::try_from(self.0), tick.checked_mul(FINE as i64)) {
+            return Price(v.div_euclid(t) * tick);
+        }
+        let t = i128::from(tick) * FINE;
+        Price((self.0.div_euclid(t) * i128::from(tick)) as i64)
     }
 
     /// The smallest tick-aligned price at or above this one (how a sell rounds: passive).
     #[must_use]
     pub fn ceil_to_tick(self, tick: Price) -> Price {
-        let t = i128::from(tick.0.max(1)) * FINE;
+        let tick = tick.0.max(1);
+        if let (Ok(v), Some(t)) = (i64::try_from(self.0), tick.checked_mul(FINE as i64)) {
+            let q = v.div_euclid(t) + i64::from(v.rem_euclid(t) != 0);
+            return Price(q * tick);
+        }
+        let t = i128::from(tick) * FINE;
         let q = self.0.div_euclid(t) + i128::from(self.0.rem_euclid(t) != 0);
-        Price((q * t / FINE) as i64)
+        Price((q * i128::from(tick)) as i64)
     }
 
     /// As `f64` in quote currency (signals and display only).
     #[must_use]
     pub fn to_f64(self, precision: u8) -> f64 {
-        self.0 as f64 / FINE as f64 / 10f64.powi(i32::from(precision))
+        // i64 → f64 is one instruction, i128 → f64 a library call; same value when it fits.
+        let v = i64::try_from(self.0).map_or(self.0 as f64, |v| v as f64);
+        v / FINE as f64 / 10f64.powi(i32::from(precision))
     }
 }
 
@@ -536,6 +569,33 @@ mod tests {
             let (d, n) = Decimal::parse_prefix(text.as_bytes()).unwrap();
             prop_assert_eq!(n, written);
             prop_assert_eq!((d.mantissa, d.scale, d.negative), (mantissa, scale, false));
+        }
+
+        #[test]
+        fn tick_rounding_and_scaling_equal_the_i128_formulas(v in -(1i128 << 70)..(1i128 << 70),
+                                                             tick in 1i64..1_000,
+                                                             rate in -500_000i64..500_000) {
+            let p = FinePrice(v);
+            let t = i128::from(tick) * FINE;
+            prop_assert_eq!(i128::from(p.floor_to_tick(Price(tick)).0), v.div_euclid(t) * t / FINE);
+            let q = v.div_euclid(t) + i128::from(v.rem_euclid(t) != 0);
+            prop_assert_eq!(i128::from(p.ceil_to_tick(Price(tick)).0), q * t / FINE);
+            if v.abs() < (1i128 << 60) {
+                let want = v * i128::from(PPM_ONE + rate) / i128::from(PPM_ONE);
+                prop_assert_eq!(p.scale(Ppm(rate)).0, want);
+            }
+        }
+
+        #[test]
+        fn fast_division_equals_i128_division(n in any::<i128>(), small_n in any::<i64>(),
+                                              d in any::<i128>(), small_d in any::<i64>()) {
+            for n in [n, i128::from(small_n)] {
+                for d in [d, i128::from(small_d)] {
+                    if d != 0 && !(n == i128::MIN && d == -1) {
+                        prop_assert_eq!(div_trunc(n, d), n / d);
+                    }
+                }
+            }
         }
     }
 

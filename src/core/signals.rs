@@ -17,13 +17,27 @@ pub const VOL_BUCKETS: usize = 120;
 #[must_use]
 pub fn microprice(book: &Book) -> Option<FinePrice> {
     let (b, a) = (book.best_bid()?, book.best_ask()?);
-    let (bq, aq) = (i128::from(b.qty.0), i128::from(a.qty.0));
+    weighted_mid(b.price.0, b.qty.0, a.price.0, a.qty.0)
+}
+
+fn weighted_mid(bid: i64, bid_qty: u64, ask: i64, ask_qty: u64) -> Option<FinePrice> {
+    let (bq, aq) = (i128::from(bid_qty), i128::from(ask_qty));
     let den = bq + aq;
     if den == 0 {
         return None;
     }
-    let num = (i128::from(b.price.0) * aq + i128::from(a.price.0) * bq).checked_mul(FINE)?;
-    Some(FinePrice(num / den))
+    let num = i128::from(bid) * aq + i128::from(ask) * bq;
+    // 64-bit fast path (this runs on every tick; a 128-bit divide is a slow library call):
+    // num·F / den = q·F + r·F / den with q, r the quotient and remainder of num / den.
+    const F: i64 = FINE as i64;
+    if let (Ok(n), Ok(d)) = (i64::try_from(num), i64::try_from(den))
+        && n >= 0
+        && let Some(rf) = (n % d).checked_mul(F)
+        && let Some(qf) = (n / d).checked_mul(F)
+    {
+        return Some(FinePrice(i128::from(qf + rf / d)));
+    }
+    Some(FinePrice(num.checked_mul(FINE)? / den))
 }
 
 /// Exponential moving average with alpha = 2 / (N + 1), seeded by the first value.
@@ -225,6 +239,16 @@ mod tests {
     use super::*;
     use crate::core::book::ChecksumFormat;
     use crate::core::time::SEC;
+
+    proptest::proptest! {
+        #[test]
+        fn fast_microprice_equals_the_i128_expression(bid in 0i64..(1 << 40), bq in 0u64..(1 << 50),
+                                                       ask in 0i64..(1 << 40), aq in 0u64..(1 << 50)) {
+            let (b, a, bq_, aq_) = (i128::from(bid), i128::from(ask), i128::from(bq), i128::from(aq));
+            let want = (bq + aq > 0).then(|| FinePrice((b * aq_ + a * bq_) * FINE / (bq_ + aq_)));
+            proptest::prop_assert_eq!(weighted_mid(bid, bq, ask, aq), want);
+        }
+    }
 
     fn book(bid: (i64, u64), ask: (i64, u64)) -> Book {
         let mut b = Book::new(10, 1, 8, ChecksumFormat::AS_WRITTEN);

@@ -247,7 +247,7 @@ impl Params {
         }
         let num =
             -i128::from(self.skew_milli) * i128::from(position) * i128::from(self.entry_offset.0);
-        Ppm((num / (1000 * i128::from(self.max_position.0))) as i64)
+        Ppm(crate::core::money::div_trunc(num, 1000 * i128::from(self.max_position.0)) as i64)
     }
 }
 
@@ -341,9 +341,9 @@ pub fn decide(p: &Params, inp: &Inputs<'_>) -> Decision {
     let pos = inp.acct.position;
     let skew = p.skew(pos);
     // Spread in ppm of the microprice.
-    let spread_ppm = (i128::from(ask.0 - bid.0) * crate::core::money::FINE * i128::from(PPM_ONE))
-        / micro.0.max(1);
-    let spread_ok = spread_ppm <= i128::from(p.max_spread.0);
+    // floor(x / m) <= max  ⟺  x < (max + 1)·m for m > 0: no 128-bit divide on every tick.
+    let spread_ok = i128::from(ask.0 - bid.0) * crate::core::money::FINE * i128::from(PPM_ONE)
+        < (i128::from(p.max_spread.0) + 1) * micro.0.max(1);
     let mom = inp.signals.momentum_bps;
     let up = p.momentum_filter && mom > p.momentum_threshold_bps;
     let down = p.momentum_filter && mom < -p.momentum_threshold_bps;
