@@ -160,6 +160,13 @@ pub struct Config {
     /// Extra PEM root certificate trusted for `wss://` (a private endpoint, the simulator).
     pub ws_ca_file: Option<String>,
     pub log_level: String,
+    // Operator surface.
+    /// Dashboard address (empty: no dashboard).
+    pub dashboard_bind: String,
+    /// Token non-loopback dashboard clients must send (required for a non-loopback bind).
+    pub dashboard_token: Option<String>,
+    /// Telegram Bot API base URL (tests point it at a local server).
+    pub telegram_api_url: String,
 }
 
 impl Default for Config {
@@ -209,6 +216,9 @@ impl Default for Config {
             ping_interval_ms: 2000,
             ws_ca_file: None,
             log_level: "info".into(),
+            dashboard_bind: "127.0.0.1:8080".into(),
+            dashboard_token: None,
+            telegram_api_url: "https://api.telegram.org".into(),
         }
     }
 }
@@ -285,10 +295,14 @@ impl Config {
         Ok(cfg)
     }
 
-    /// The effective settings as TOML.
+    /// The effective settings as TOML (the dashboard token shown as `<redacted>`).
     #[must_use]
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_default()
+        let mut shown = self.clone();
+        if shown.dashboard_token.is_some() {
+            shown.dashboard_token = Some("<redacted>".into());
+        }
+        toml::to_string(&shown).unwrap_or_default()
     }
 
     /// Checks every rule a value must follow.
@@ -318,6 +332,28 @@ impl Config {
             return Err(invalid(
                 "ping_interval_ms",
                 "must be above 0 and below feed_timeout_ms, so a pong can arrive in time",
+            ));
+        }
+        if !self.dashboard_bind.is_empty() {
+            crate::side::dashboard::check_bind(
+                &self.dashboard_bind,
+                self.dashboard_token.as_deref(),
+            )
+            .map_err(|e| {
+                let key = if e.contains("dashboard_token") {
+                    "dashboard_token"
+                } else {
+                    "dashboard_bind"
+                };
+                invalid(key, e)
+            })?;
+        }
+        if !(self.telegram_api_url.starts_with("https://")
+            || self.telegram_api_url.starts_with("http://"))
+        {
+            return Err(invalid(
+                "telegram_api_url",
+                "must start with https:// (or http:// for a local test server)",
             ));
         }
         if log::LevelFilter::from_str(&self.log_level).is_err() {

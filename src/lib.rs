@@ -8,6 +8,8 @@
 //! every rule can be proven offline before it touches money.
 
 #![warn(missing_docs)]
+// `serde_json::json!` of the dashboard's whole status document nests deeper than the default.
+#![recursion_limit = "256"]
 
 pub mod alloc;
 pub mod bench;

@@ -112,12 +112,32 @@ struct SessionArgs {
     /// Log level (off, error, warn, info, debug, trace); overrides `log_level` in the config.
     #[arg(long)]
     log_level: Option<String>,
+    /// Override a config key, e.g. `--set dashboard_bind=127.0.0.1:0` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+impl SessionArgs {
+    /// The `--set` pairs.
+    fn overrides(&self) -> Result<Vec<(String, String)>, String> {
+        self.set
+            .iter()
+            .map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                    .ok_or_else(|| format!("--set {kv}: expected KEY=VALUE"))
+            })
+            .collect()
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config, session } => match Config::load(&config, &[]) {
+        Command::Run { config, session } => match session
+            .overrides()
+            .and_then(|o| Config::load(&config, &o).map_err(|e| e.to_string()))
+        {
             Ok(cfg) => match wildbot::kraken::rest::Credentials::from_env() {
                 Ok(creds) => run_session(&cfg, &session, creds),
                 Err(e) => {
@@ -238,21 +258,71 @@ fn run_session(
         );
         return ExitCode::from(2);
     }
-    let opts = wildbot::feed::RunOptions {
+    let mut opts = wildbot::feed::RunOptions {
         duration: args.duration.map(std::time::Duration::from_secs_f64),
         record: args.record.clone(),
         stop: std::sync::Arc::default(),
         credentials,
+        status: None,
+        worker_reports: None,
     };
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // The feed loop wakes at least every 100 ms and sees the flag.
+        // First signal: the feed loop (it wakes at least every 100 ms) sees the flag and shuts
+        // down cleanly. A second one, with the flag already set, exits at once.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, opts.stop.clone());
         let _ = signal_hook::flag::register(sig, opts.stop.clone());
     }
-    let (notifier, notify_thread) = match wildbot::side::notify::start() {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
+    let telegram = match wildbot::side::telegram::TelegramConfig::from_env(
+        &cfg.telegram_api_url,
+        cfg.live_mode,
+    ) {
+        Some(t) => match wildbot::side::telegram::start(t) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => {
+            log::info!(
+                "Telegram notifications off (TELEGRAM_BOT_TOKEN / TELEGRAM_CHAT_ID not set)"
+            );
+            None
+        }
+    };
+    let (notifier, notify_thread) =
+        match wildbot::side::notify::start(telegram.as_ref().map(|t| t.tx.clone())) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+    let dashboard = if cfg.dashboard_bind.is_empty() {
+        None
+    } else {
+        let (link, feed, _) = wildbot::side::status::channel();
+        let (wtx, wrx) = crossbeam_channel::bounded(2);
+        opts.status = Some(link);
+        opts.worker_reports = Some(wtx);
+        match wildbot::side::dashboard::start(
+            wildbot::side::dashboard::DashboardConfig {
+                bind: cfg.dashboard_bind.clone(),
+                token: cfg.dashboard_token.clone(),
+                symbol: cfg.symbol.clone(),
+                feed_timeout_ns: cfg.feed_timeout_ms as i64 * 1_000_000,
+            },
+            feed,
+            Some(wrx),
+        ) {
+            Ok(d) => {
+                log::info!("dashboard at http://{}/", d.addr());
+                Some(d)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
         }
     };
     log::info!(
@@ -273,6 +343,25 @@ fn run_session(
         Err(e) => Err(format!("feed thread: {e}")),
     };
     let _ = notify_thread.join();
+    if let Some(t) = telegram {
+        if let Ok(s) = &result {
+            let _ = t.tx.send(wildbot::side::telegram::Outgoing::Alert {
+                text: final_alert(s),
+                critical: true,
+            });
+        }
+        // Bounded: it gives up on undelivered messages after a few seconds.
+        let r = t.finish();
+        log::info!(
+            "telegram: {} sent, {} failed attempts, {} dropped",
+            r.sent,
+            r.failures,
+            r.dropped
+        );
+    }
+    if let Some(d) = dashboard {
+        d.stop();
+    }
     match result {
         Ok(summary) => {
             print!("{}", render_summary(&summary));
@@ -304,13 +393,19 @@ fn demo(config: Option<&std::path::Path>, d: &DemoArgs, args: &SessionArgs) -> E
         tls,
         paper,
     } = *d;
-    let mut cfg = match config.map(|c| Config::load(c, &[])) {
-        Some(Ok(c)) => c,
-        Some(Err(e)) => {
+    let loaded = args.overrides().and_then(|o| {
+        match config {
+            Some(c) => Config::load(c, &o),
+            None => Config::from_toml_str("", &o),
+        }
+        .map_err(|e| e.to_string())
+    });
+    let mut cfg = match loaded {
+        Ok(c) => c,
+        Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
-        None => Config::default(),
     };
     cfg.live_mode = false;
     let tls_id = if tls {
@@ -376,6 +471,15 @@ fn demo(config: Option<&std::path::Path>, d: &DemoArgs, args: &SessionArgs) -> E
             .unwrap_or_default()
     );
     let code = run_session(&cfg, args, creds);
+    if let Some(r) = &rest {
+        let open = r
+            .exchange()
+            .orders
+            .values()
+            .filter(|o| o.status == "open")
+            .count();
+        eprintln!("demo: the simulator has {open} open order(s) after shutdown");
+    }
     drop(rest);
     sim.stop();
     if let Some(p) = ca_file {
@@ -384,26 +488,37 @@ fn demo(config: Option<&std::path::Path>, d: &DemoArgs, args: &SessionArgs) -> E
     code
 }
 
-fn render_summary(s: &wildbot::feed::Summary) -> String {
-    let lat = |l: &wildbot::feed::Latency| {
-        format!(
-            "{:>8} {:>9} {:>9} {:>9} {:>9}",
-            l.count,
-            fmt_ns(l.p50_ns),
-            fmt_ns(l.p99_ns),
-            fmt_ns(l.p999_ns),
-            fmt_ns(l.max_ns)
-        )
-    };
+/// The last Telegram message of a session.
+fn final_alert(s: &wildbot::feed::Summary) -> String {
     format!(
+        "Session ended after {:.0} s: {} orders, {} fills, position {:.8}, realised {:.2}, \
+         fees {:.2}, equity {:.2}{}",
+        s.duration_s,
+        s.orders_placed,
+        s.fills,
+        s.position,
+        s.realized_pnl,
+        s.fees_paid,
+        s.equity,
+        if s.mode == "live" {
+            if s.shutdown_cancel_confirmed {
+                ", all orders cancelled"
+            } else {
+                ", CANCEL-ALL NOT CONFIRMED: check open orders"
+            }
+        } else {
+            ""
+        }
+    )
+}
+
+fn render_summary(s: &wildbot::feed::Summary) -> String {
+    let mut out = format!(
         "session  {} {:.1} s, state {}\n\
          feed     {} frames, {} book messages ({} snapshots), {} checksums ok, {} mismatches, \
          {} parse errors, {} connects, {} reconnects, {} watchdog, {} resubscribes\n\
          orders   {} placed, {} cancelled, {} fills\n\
-         account  position {:.8}, realised {:.2}, unrealised {:.2}, fees {:.2}, equity {:.2}\n\
-         latency                 count       p50       p99     p99.9       max\n\
-         frame -> intent      {}\n\
-         frame -> core done   {}\n",
+         account  position {:.8}, realised {:.2}, unrealised {:.2}, fees {:.2}, equity {:.2}\n",
         s.mode.to_uppercase(),
         s.duration_s,
         s.state,
@@ -425,9 +540,42 @@ fn render_summary(s: &wildbot::feed::Summary) -> String {
         s.unrealized_pnl,
         s.fees_paid,
         s.equity,
-        lat(&s.tick_to_intent),
-        lat(&s.frame_to_done),
-    )
+    );
+    out.push_str(&latency_table(s));
+    out
+}
+
+/// Every stage's latency as one aligned table.
+fn latency_table(s: &wildbot::feed::Summary) -> String {
+    let mut rows: Vec<(String, wildbot::side::status::LatencyRow)> = vec![
+        ("frame -> parsed".into(), s.frame_to_parsed),
+        ("book apply".into(), s.book_apply),
+        ("signals+strategy+risk".into(), s.strategy),
+        ("frame -> intent".into(), s.tick_to_intent),
+        ("frame -> core done".into(), s.frame_to_done),
+    ];
+    if s.mode == "live" {
+        rows.push(("intent -> REST answer".into(), s.intent_to_ack));
+        for (name, r) in &s.rest_round_trip {
+            rows.push((format!("REST {name}"), *r));
+        }
+    }
+    let mut out = format!(
+        "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        "latency", "count", "p50", "p90", "p99", "p99.9", "max"
+    );
+    for (name, r) in rows {
+        out.push_str(&format!(
+            "  {name:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+            r.count,
+            fmt_ns(r.p50_ns),
+            fmt_ns(r.p90_ns),
+            fmt_ns(r.p99_ns),
+            fmt_ns(r.p999_ns),
+            fmt_ns(r.max_ns)
+        ));
+    }
+    out
 }
 
 fn fmt_ns(ns: u64) -> String {

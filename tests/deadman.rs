@@ -24,7 +24,8 @@ fn a_killed_bot_leaves_no_order_behind() {
         format!(
             "live_mode = true\nws_url = \"{}\"\nrest_url = \"{}\"\ndeadman_refresh_s = 1\n\
              deadman_timeout_s = 3\nrest_min_interval_ms = 100\nfill_poll_s = 1\n\
-             min_volatility_bps = 0\nlog_level = \"warn\"\n",
+             min_volatility_bps = 0\nlog_level = \"warn\"\n\
+             dashboard_bind = \"127.0.0.1:0\"\n",
             ws.url(),
             rest.url()
         ),

@@ -2,8 +2,11 @@
 
 use std::process::Command;
 
+/// The binary; sessions get a dashboard on a free port (tests run side by side).
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_wildbot"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wildbot"));
+    c.env_remove("TELEGRAM_BOT_TOKEN");
+    c
 }
 
 /// Runs the command, requires success, and returns the JSON summary on its last stdout line.
@@ -25,7 +28,16 @@ fn last_json_line(stdout: &[u8]) -> serde_json::Value {
 
 #[test]
 fn demo_trades_for_twenty_seconds_and_summarises_as_json() {
-    let s = summary(bin().args(["demo", "--duration", "20", "--json", "--log-level", "warn"]));
+    let s = summary(bin().args([
+        "demo",
+        "--duration",
+        "20",
+        "--json",
+        "--log-level",
+        "warn",
+        "--set",
+        "dashboard_bind=127.0.0.1:0",
+    ]));
     for key in [
         "mode",
         "ticks",
@@ -68,6 +80,8 @@ fn recorded_demo_feed_verifies_over_tls() {
         bin()
             .args([
                 "demo",
+                "--set",
+                "dashboard_bind=127.0.0.1:0",
                 "--tls",
                 "--duration",
                 "3",

@@ -24,7 +24,7 @@ fn run_against(
     secs: f64,
     script: impl FnOnce(&Faults) + Send,
 ) -> Summary {
-    let (notifier, notify) = wildbot::side::notify::start().unwrap();
+    let (notifier, notify) = wildbot::side::notify::start(None).unwrap();
     let opts = RunOptions {
         duration: Some(Duration::from_secs_f64(secs)),
         ..RunOptions::default()
@@ -191,7 +191,7 @@ fn live_mode_falls_back_to_paper_when_the_api_is_down_at_start() {
     cfg.live_mode = true;
     cfg.rest_url = rest.url();
     cfg.rest_timeout_ms = 500;
-    let (notifier, notify) = wildbot::side::notify::start().unwrap();
+    let (notifier, notify) = wildbot::side::notify::start(None).unwrap();
     let opts = RunOptions {
         duration: Some(Duration::from_secs(2)),
         credentials: Some(

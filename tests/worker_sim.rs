@@ -33,6 +33,7 @@ fn cfg(sim: &RestSim) -> WorkerConfig {
         deadman_timeout_s: 60,
         timeout: Duration::from_millis(500),
         tier: Tier::Starter,
+        reports: None,
     }
 }
 

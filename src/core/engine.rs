@@ -13,7 +13,7 @@ use crate::core::accounting::Accounting;
 use crate::core::book::{Book, BookError, ChecksumFormat};
 use crate::core::event::{
     Alert, AlertKind, AlertLevel, ClientId, Event, Intent, IntentSink, OrderEvent, OrderRequest,
-    Purpose, ResyncReason,
+    Purpose, ResyncReason, Stage,
 };
 use crate::core::orders::{MAX_ORDERS, OrderManager, OrderState, OrderUpdate};
 use crate::core::paper::{MAX_PAPER_EVENTS, PaperVenue};
@@ -189,6 +189,7 @@ impl Core {
                 return;
             }
         };
+        out.stage(Stage::Parsed);
         match msg {
             Message::Book(h) => {
                 self.stats.book_msgs += 1;
@@ -206,12 +207,14 @@ impl Core {
                         } else {
                             self.stats.updates += 1;
                         }
+                        out.stage(Stage::BookApplied);
                         self.signals.on_book(now, &self.book);
                         if let Some(p) = &mut self.paper {
                             p.on_book(&self.book, now);
                         }
                         self.drain_paper(now, out);
                         self.tick(now, out);
+                        out.stage(Stage::Decided);
                     }
                     Err(BookError::NotSynced) => self.stats.updates_ignored += 1,
                     Err(BookError::ChecksumMismatch { expected, computed }) => {
@@ -242,6 +245,7 @@ impl Core {
                 }
                 self.drain_paper(now, out);
                 self.tick(now, out);
+                out.stage(Stage::Decided);
             }
             Message::Instrument(info) => {
                 self.stats.instrument_msgs += 1;

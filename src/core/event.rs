@@ -249,10 +249,27 @@ pub enum Intent {
     Snapshot,
 }
 
+/// A point inside [`crate::core::Core::handle`] where a frame's processing moves on to the
+/// next stage. The core reads no clock: a sink that wants per-stage latency notes the time
+/// itself when told (the feed thread does; replay and the benches ignore it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The frame is decoded.
+    Parsed,
+    /// The book took the message (checksum verified).
+    BookApplied,
+    /// Signals, strategy and risk have decided (intents, if any, are out).
+    Decided,
+}
+
 /// Where the core puts its intents. Implementations must not block.
 pub trait IntentSink {
     /// Accepts one intent.
     fn push(&mut self, intent: Intent);
+
+    /// The frame being handled reached `stage`. Default: nothing.
+    #[inline]
+    fn stage(&mut self, _stage: Stage) {}
 }
 
 /// Most intents one event can produce (every order slot cancelled, two places, alerts).

@@ -28,10 +28,11 @@ use crate::config::Config;
 use crate::core::event::{CancelReason, ClientId, Intent, OrderEvent, OrderRequest};
 use crate::core::money::{Cash, Decimal, Qty};
 use crate::core::parse::Side;
-use crate::core::time::{Nanos, SEC};
+use crate::core::time::Nanos;
 use crate::kraken::errors::KrakenError;
 use crate::kraken::ratecounter::{ADD_COST, TradingCounter, amend_cost, cancel_cost};
 use crate::kraken::rest::{AddOrder, Credentials, OrderInfo, RestClient};
+use crate::side::status::histogram;
 
 /// Capacity of the intent channel. The core has at most a handful of orders in flight, so a
 /// full channel means the worker is stuck: an execution fault, never a silent drop.
@@ -41,6 +42,8 @@ const BACKOFF_MIN: Duration = Duration::from_secs(2);
 /// Longest the worker sleeps between looks at its intent channel.
 const POLL_EVERY: Duration = Duration::from_micros(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How often a copy of the report goes to the dashboard.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// What the worker measured.
 #[derive(Debug, Clone)]
@@ -124,6 +127,8 @@ pub struct WorkerConfig {
     pub timeout: Duration,
     /// Local trading rate counter.
     pub tier: crate::kraken::ratecounter::Tier,
+    /// A copy of the report goes here every second (the dashboard), never waited for.
+    pub reports: Option<Sender<WorkerReport>>,
 }
 
 impl WorkerConfig {
@@ -142,6 +147,7 @@ impl WorkerConfig {
             deadman_timeout_s: c.deadman_timeout_s,
             timeout: Duration::from_millis(c.rest_timeout_ms),
             tier: c.rate_tier,
+            reports: None,
         }
     }
 }
@@ -246,16 +252,13 @@ struct Worker {
     next_balance: Instant,
     next_deadman: Instant,
     report: WorkerReport,
+    next_report: Instant,
     stopping: bool,
 }
 
 fn kraken_cl(cl_id: ClientId) -> String {
     // Kraken takes up to 18 ASCII characters of free text: "wb" + at most 16 hex digits.
     format!("wb{cl_id:x}")
-}
-
-fn hist() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 600 * SEC as u64, 3).expect("bounds")
 }
 
 impl Worker {
@@ -281,7 +284,7 @@ impl Worker {
             next_call: now,
             backoff: BACKOFF_MIN,
             report: WorkerReport {
-                intent_to_ack: hist(),
+                intent_to_ack: histogram(),
                 round_trip: BTreeMap::new(),
                 errors: BTreeMap::new(),
                 amends: 0,
@@ -291,6 +294,7 @@ impl Worker {
                 leftovers_cancelled: 0,
                 shutdown_cancel_confirmed: false,
             },
+            next_report: now,
             stopping: false,
         }
     }
@@ -325,6 +329,12 @@ impl Worker {
                 return;
             }
             let now = Instant::now();
+            if now >= self.next_report
+                && let Some(tx) = &self.cfg.reports
+            {
+                self.next_report = now + REPORT_EVERY;
+                let _ = tx.try_send(self.report.clone());
+            }
             if now >= self.next_call && now >= self.next_due() {
                 self.step();
             } else {
@@ -406,7 +416,7 @@ impl Worker {
             .report
             .round_trip
             .entry(name)
-            .or_insert_with(hist)
+            .or_insert_with(histogram)
             .record(t.elapsed().as_nanos().max(1) as u64);
         let now = Instant::now();
         self.next_call = now + self.cfg.min_interval;

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hdrhistogram::Histogram;
 use mio::{Events, Poll, Token, Waker};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -24,11 +23,15 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::core::Core;
-use crate::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
+use crate::core::event::{Event, Intent, IntentSink, MAX_INTENTS_PER_EVENT, Stage};
 use crate::core::time::{MS, Nanos, SEC};
 use crate::exec::worker::{self, WorkerConfig, WorkerLink};
 use crate::side::notify::AlertText;
 use crate::side::notify::{Notice, Notifier, Precision, ShortText};
+use crate::side::status::{
+    Counters as StatusCounters, LatencyRow, OrderView, StageHists, StatusLink, StatusSnapshot,
+    TRADES_SHOWN,
+};
 use recorder::Recorder;
 use ws::{Connection, Endpoint};
 
@@ -45,7 +48,7 @@ const HEALTHY_NS: Nanos = 60 * SEC;
 /// Account summary notice interval.
 const PNL_EVERY_NS: Nanos = 10 * SEC;
 
-/// How a run is bounded and what it records.
+/// How a run is bounded, what it records, and who watches it.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Stop cleanly after this long.
@@ -56,6 +59,10 @@ pub struct RunOptions {
     pub stop: Arc<AtomicBool>,
     /// Kraken API credentials for live mode (from the environment, or the demo pair).
     pub credentials: Option<crate::kraken::rest::Credentials>,
+    /// Status snapshots and latency for the dashboard.
+    pub status: Option<StatusLink>,
+    /// The order worker's reports for the dashboard (live mode).
+    pub worker_reports: Option<crossbeam_channel::Sender<worker::WorkerReport>>,
 }
 
 /// Stops a running feed from another thread.
@@ -70,33 +77,6 @@ impl StopHandle {
     pub fn stop(&self) {
         self.flag.store(true, Ordering::SeqCst);
         let _ = self.waker.wake();
-    }
-}
-
-/// Latency percentiles in nanoseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
-pub struct Latency {
-    /// Samples.
-    pub count: u64,
-    /// Median.
-    pub p50_ns: u64,
-    /// 99th percentile.
-    pub p99_ns: u64,
-    /// 99.9th percentile.
-    pub p999_ns: u64,
-    /// Largest.
-    pub max_ns: u64,
-}
-
-impl Latency {
-    fn from(h: &Histogram<u64>) -> Latency {
-        Latency {
-            count: h.len(),
-            p50_ns: h.value_at_quantile(0.5),
-            p99_ns: h.value_at_quantile(0.99),
-            p999_ns: h.value_at_quantile(0.999),
-            max_ns: h.max(),
-        }
     }
 }
 
@@ -165,10 +145,18 @@ pub struct Summary {
     pub recorder_dropped: u64,
     /// Frames written by the recorder.
     pub frames_recorded: u64,
-    /// Frame received → order intent produced, on the feed thread.
-    pub tick_to_intent: Latency,
+    /// Frame received → decoded.
+    pub frame_to_parsed: LatencyRow,
+    /// Book apply with checksum.
+    pub book_apply: LatencyRow,
+    /// Signals, paper fills, strategy and risk.
+    pub strategy: LatencyRow,
+    /// Frame received → order intent handed to the worker channel, on the feed thread.
+    pub tick_to_intent: LatencyRow,
     /// Place intent received by the order worker → Kraken's answer (live mode).
-    pub intent_to_ack: Latency,
+    pub intent_to_ack: LatencyRow,
+    /// REST round trip per endpoint (live mode).
+    pub rest_round_trip: std::collections::BTreeMap<String, LatencyRow>,
     /// Requotes sent as AmendOrder (live mode).
     pub amends: u64,
     /// Order intents the worker channel could not take (must be 0).
@@ -178,7 +166,7 @@ pub struct Summary {
     /// Live mode was asked for but the API could not be reached: running paper instead.
     pub live_fallback: bool,
     /// Frame received → core done, every frame.
-    pub frame_to_done: Latency,
+    pub frame_to_done: LatencyRow,
     /// Whether the feed thread was pinned to `core_id`.
     pub pinned: bool,
     /// Trading state at the end.
@@ -234,7 +222,7 @@ struct Feed<'a> {
     poll: Poll,
     clock: Clock,
     core: Core,
-    out: Vec<Intent>,
+    out: Sink,
     notifier: &'a Notifier,
     recorder: Option<Recorder>,
     worker: Option<WorkerLink>,
@@ -263,9 +251,66 @@ struct Feed<'a> {
     awaiting_snapshot: bool,
     frame_rx_ns: Nanos,
 
-    tick_to_intent: Histogram<u64>,
-    frame_to_done: Histogram<u64>,
+    status: Option<&'a StatusLink>,
     s: Counters,
+}
+
+/// The feed thread's intent sink: the core's intents, plus the time at which each stage of a
+/// frame ended (the core reads no clock; it tells the sink where it is).
+struct Sink {
+    intents: Vec<Intent>,
+    clock: Clock,
+    /// Receipt of the frame being handled, and the end of its previous stage; `None` while the
+    /// core handles something other than a frame.
+    frame: Option<(Nanos, Nanos)>,
+    /// Since start (the shutdown table).
+    total: StageHists,
+    /// Since the last hand-over to the dashboard (none without one).
+    interval: Option<Box<StageHists>>,
+}
+
+impl Sink {
+    fn record(
+        &mut self,
+        pick: fn(&mut StageHists) -> &mut hdrhistogram::Histogram<u64>,
+        ns: Nanos,
+    ) {
+        let v = ns.max(1) as u64;
+        let _ = pick(&mut self.total).record(v);
+        if let Some(i) = &mut self.interval {
+            let _ = pick(i).record(v);
+        }
+    }
+}
+
+impl IntentSink for Sink {
+    fn push(&mut self, intent: Intent) {
+        self.intents.push(intent);
+    }
+
+    fn stage(&mut self, stage: Stage) {
+        let Some((rx, last)) = self.frame else { return };
+        let t = self.clock.now();
+        match stage {
+            Stage::Parsed => self.record(|h| &mut h.parse, t - rx),
+            Stage::BookApplied => self.record(|h| &mut h.book, t - last),
+            Stage::Decided => self.record(|h| &mut h.strategy, t - last),
+        }
+        self.frame = Some((rx, t));
+    }
+}
+
+impl std::ops::Deref for Sink {
+    type Target = Vec<Intent>;
+    fn deref(&self) -> &Vec<Intent> {
+        &self.intents
+    }
+}
+
+impl std::ops::DerefMut for Sink {
+    fn deref_mut(&mut self) -> &mut Vec<Intent> {
+        &mut self.intents
+    }
 }
 
 /// The few core counters the feed thread reacts to, read around each frame (copying the
@@ -336,7 +381,11 @@ pub fn run(
             .credentials
             .clone()
             .ok_or("live_mode needs KRAKEN_API_KEY and KRAKEN_API_SECRET in the environment")?;
-        match worker::start(WorkerConfig::from_config(cfg), creds, waker) {
+        let wcfg = WorkerConfig {
+            reports: opts.worker_reports.clone(),
+            ..WorkerConfig::from_config(cfg)
+        };
+        match worker::start(wcfg, creds, waker) {
             Ok(link) => {
                 log::info!(
                     "LIVE trading activated on {} ({})",
@@ -363,13 +412,15 @@ pub fn run(
     } else {
         None
     };
+    notifier.send(Notice::Mode {
+        live: worker.is_some(),
+    });
     let recorder = match &opts.record {
         Some(path) => Some(Recorder::start(path)?),
         None => None,
     };
     let clock = Clock::new();
     let now = clock.now();
-    let hist = || Histogram::<u64>::new_with_bounds(1, 600 * SEC as u64, 3).expect("bounds");
     let mut feed = Feed {
         cfg,
         endpoint,
@@ -377,7 +428,13 @@ pub fn run(
         poll,
         clock,
         core: Core::new(&core_cfg, first_order_id(now))?,
-        out: Vec::with_capacity(MAX_INTENTS_PER_EVENT),
+        out: Sink {
+            intents: Vec::with_capacity(MAX_INTENTS_PER_EVENT),
+            clock,
+            frame: None,
+            total: StageHists::default(),
+            interval: opts.status.as_ref().map(|_| Box::default()),
+        },
         notifier,
         recorder,
         worker,
@@ -405,8 +462,7 @@ pub fn run(
         instrument_msgs_at_connect: 0,
         awaiting_snapshot: true,
         frame_rx_ns: now,
-        tick_to_intent: hist(),
-        frame_to_done: hist(),
+        status: opts.status.as_ref(),
         s: Counters::default(),
     };
     let deadline = opts
@@ -571,9 +627,11 @@ impl Feed<'_> {
             r.record(rx, bytes);
         }
         let before = FrameCounters::of(self.core.stats());
+        self.out.frame = Some((rx, rx));
         self.core.handle(rx, Event::Frame(bytes), &mut self.out);
+        self.out.frame = None;
         let done = self.clock.now();
-        let _ = self.frame_to_done.record((done - rx).max(1) as u64);
+        self.out.record(|h| &mut h.frame_to_done, done - rx);
         let after = FrameCounters::of(self.core.stats());
         if after.pongs > before.pongs {
             self.ping_sent_at = None;
@@ -641,15 +699,100 @@ impl Feed<'_> {
                 }
                 Intent::Resubscribe { .. } => self.schedule_resubscribe(rx),
                 Intent::Alert(a) => self.notifier.send(Notice::Alert(a, self.precision)),
-                Intent::Snapshot => {}
+                Intent::Snapshot => self.publish_status(rx),
             }
         }
         if measured && from_frame {
-            let _ = self
-                .tick_to_intent
-                .record((self.clock.now() - rx).max(1) as u64);
+            let t = self.clock.now();
+            self.out.record(|h| &mut h.tick_to_intent, t - rx);
         }
         self.out.clear();
+    }
+
+    /// The dashboard's snapshot (the core asks for one at most every 250 ms). Copies numbers
+    /// into a fixed-size value: nothing here allocates.
+    fn publish_status(&mut self, now: Nanos) {
+        let Some(link) = self.status else { return };
+        let core = &self.core;
+        let (st, a, sig) = (core.stats(), core.account(), core.signals());
+        let mut orders = [None; crate::core::orders::MAX_ORDERS];
+        for (slot, o) in orders.iter_mut().zip(core.orders().live()) {
+            *slot = Some(OrderView {
+                req: o.req,
+                state: o.state,
+                filled: o.filled.0,
+                placed_at: o.placed_at,
+            });
+        }
+        let mut trades = [None; TRADES_SHOWN];
+        for (slot, f) in trades.iter_mut().zip(a.history()) {
+            *slot = Some(*f);
+        }
+        let book = core.book();
+        let skew = core.params().skew(a.position);
+        let snap = StatusSnapshot {
+            at: now,
+            live: !core.is_paper(),
+            live_fallback: self.live_fallback,
+            state: core.state(),
+            connected: self.connected_at.is_some(),
+            last_frame_age_ns: now - self.frame_rx_ns,
+            price_precision: self.precision.price,
+            qty_precision: self.precision.qty,
+            microprice: sig.micro_f64(),
+            ema: sig.ema.value(),
+            momentum_bps: sig.momentum_bps,
+            volatility_bps: sig.vol_bps(),
+            skew_bps: skew.0 as f64 / 100.0,
+            best_bid: book.best_bid().map(|l| l.price),
+            best_ask: book.best_ask().map(|l| l.price),
+            cash: a.cash,
+            position: a.position,
+            avg_entry: a.avg_entry(),
+            realised: a.realised,
+            unrealised: sig
+                .micro
+                .map_or(crate::core::money::Cash(0), |m| a.unrealised(m)),
+            fees: a.fees,
+            equity: a.equity,
+            peak_equity: a.peak_equity,
+            start_equity: a.start_equity,
+            drawdown_ppm: a.drawdown_ppm(),
+            max_drawdown_ppm: a.max_drawdown_ppm,
+            round_trips: a.round_trips,
+            wins: a.wins,
+            losses: a.losses,
+            orders,
+            trades,
+            counters: StatusCounters {
+                frames: st.frames,
+                ticks: st.ticks,
+                book_messages: st.book_msgs,
+                snapshots: st.snapshots,
+                checksums_ok: st.checksum_ok,
+                checksum_mismatches: st.checksum_mismatch,
+                crossed_books: st.crossed,
+                parse_errors: st.parse_errors_total(),
+                trades: st.trades,
+                connects: self.s.connects,
+                reconnects: self.s.reconnects,
+                watchdog_timeouts: self.s.watchdog,
+                resubscribes: self.s.resubscribes,
+                orders_placed: self.s.orders_placed,
+                orders_cancelled: self.s.orders_cancelled,
+                fills: st.fills,
+                execution_faults: self.s.execution_faults,
+                quotes_while_stale: self.s.quotes_while_stale,
+                notices_dropped: self.notifier.dropped(),
+                status_dropped: link.dropped(),
+                recorder_dropped: self.recorder.as_ref().map_or(0, Recorder::dropped),
+            },
+            pause_counts: *core.pause_counts(),
+        };
+        link.publish(&snap);
+        if let Some(i) = &mut self.out.interval {
+            link.hand_over(i);
+        }
     }
 
     /// Order intents go to the worker in live mode. The channel is far larger than the orders
@@ -721,6 +864,7 @@ impl Feed<'_> {
                 realised: a.realised,
                 equity: a.equity,
                 fees: a.fees,
+                fills: a.fill_count(),
                 precision: self.precision,
             });
         }
@@ -829,7 +973,7 @@ impl Feed<'_> {
         }
         self.core.handle(now, Event::Disconnected, &mut self.out);
         // Count the cancels; the "disconnected" alert of a planned stop is not news.
-        for i in &self.out {
+        for i in self.out.iter() {
             if matches!(i, Intent::Cancel { .. }) {
                 self.s.orders_cancelled += 1;
             }
@@ -902,16 +1046,28 @@ impl Feed<'_> {
             notices_dropped: self.notifier.dropped(),
             recorder_dropped,
             frames_recorded,
-            tick_to_intent: Latency::from(&self.tick_to_intent),
+            frame_to_parsed: LatencyRow::of(&self.out.total.parse),
+            book_apply: LatencyRow::of(&self.out.total.book),
+            strategy: LatencyRow::of(&self.out.total.strategy),
+            tick_to_intent: LatencyRow::of(&self.out.total.tick_to_intent),
             intent_to_ack: report
                 .as_ref()
-                .map(|r| Latency::from(&r.intent_to_ack))
+                .map(|r| LatencyRow::of(&r.intent_to_ack))
+                .unwrap_or_default(),
+            rest_round_trip: report
+                .as_ref()
+                .map(|r| {
+                    r.round_trip
+                        .iter()
+                        .map(|(k, h)| ((*k).to_string(), LatencyRow::of(h)))
+                        .collect()
+                })
                 .unwrap_or_default(),
             amends: report.as_ref().map_or(0, |r| r.amends),
             execution_faults: self.s.execution_faults,
             shutdown_cancel_confirmed: report.as_ref().is_some_and(|r| r.shutdown_cancel_confirmed),
             live_fallback: self.live_fallback,
-            frame_to_done: Latency::from(&self.frame_to_done),
+            frame_to_done: LatencyRow::of(&self.out.total.frame_to_done),
             pinned,
             state: self.core.state().name(),
         }

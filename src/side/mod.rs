@@ -1,3 +1,6 @@
 //! Side threads: everything that does I/O for the core without slowing it.
 
+pub mod dashboard;
 pub mod notify;
+pub mod status;
+pub mod telegram;

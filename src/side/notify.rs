@@ -1,7 +1,10 @@
 //! Notices from the feed thread to people: a bounded channel and a side thread that turns them
-//! into log lines (and, later, Telegram messages). The feed thread only `try_send`s small `Copy`
-//! values; when the channel is full the notice is dropped and counted, never waited for.
+//! into log lines and, when Telegram is configured, hands them to the Telegram thread. The feed
+//! thread only `try_send`s small `Copy` values; when the channel is full the notice is dropped
+//! and counted, never waited for. This thread never waits on Telegram either: a critical
+//! message the Telegram channel cannot take yet is kept here and offered again.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -10,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::core::event::{Alert, AlertKind, AlertLevel, OrderRequest};
 use crate::core::money::{Cash, Qty};
+use crate::side::telegram::{Figures, Outgoing};
 
 /// Capacity of the notice channel.
 pub const CAPACITY: usize = 1024;
@@ -102,8 +106,15 @@ pub enum Notice {
         equity: Cash,
         /// Fees paid.
         fees: Cash,
+        /// Fills so far.
+        fills: u64,
         /// Precisions.
         precision: Precision,
+    },
+    /// The trading mode in force (after a live start-up succeeded or fell back).
+    Mode {
+        /// Live trading.
+        live: bool,
     },
 }
 
@@ -129,15 +140,16 @@ impl Notifier {
     }
 }
 
-/// Starts the logging side thread. It ends when every [`Notifier`] is dropped.
+/// Starts the notify thread: every notice is logged, and passed on to `telegram` when given.
+/// It ends when every [`Notifier`] is dropped.
 ///
 /// # Errors
 /// The thread cannot be spawned.
-pub fn start() -> Result<(Notifier, JoinHandle<()>), String> {
+pub fn start(telegram: Option<Sender<Outgoing>>) -> Result<(Notifier, JoinHandle<()>), String> {
     let (tx, rx) = bounded(CAPACITY);
     let handle = std::thread::Builder::new()
         .name("notify".into())
-        .spawn(move || log_loop(&rx))
+        .spawn(move || notify_loop(&rx, telegram.as_ref()))
         .map_err(|e| format!("notify thread: {e}"))?;
     Ok((
         Notifier {
@@ -153,13 +165,94 @@ pub fn start() -> Result<(Notifier, JoinHandle<()>), String> {
 /// several microseconds on the hot path).
 const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
 
-fn log_loop(rx: &Receiver<Notice>) {
+fn notify_loop(rx: &Receiver<Notice>, telegram: Option<&Sender<Outgoing>>) {
+    // Critical messages the Telegram channel had no room for yet, oldest first.
+    let mut held: VecDeque<Outgoing> = VecDeque::new();
     loop {
-        match rx.try_recv() {
-            Ok(n) => log_notice(n),
-            Err(crossbeam_channel::TryRecvError::Empty) => std::thread::sleep(POLL_EVERY),
-            Err(crossbeam_channel::TryRecvError::Disconnected) => return,
+        if let Some(tg) = telegram {
+            while let Some(m) = held.pop_front() {
+                if let Err(e) = tg.try_send(m) {
+                    held.push_front(e.into_inner());
+                    break;
+                }
+            }
         }
+        match rx.try_recv() {
+            Ok(n) => {
+                log_notice(n);
+                if let Some(tg) = telegram
+                    && let Some(m) = for_telegram(n)
+                {
+                    let critical = matches!(m, Outgoing::Alert { critical: true, .. });
+                    if !held.is_empty() && critical {
+                        held.push_back(m);
+                    } else if let Err(e) = tg.try_send(m)
+                        && critical
+                    {
+                        held.push_back(e.into_inner());
+                    }
+                }
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => std::thread::sleep(POLL_EVERY),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                // Hand over what is held (bounded wait: the Telegram thread drains its channel
+                // continuously, so this only waits while it is mid-call).
+                if let Some(tg) = telegram {
+                    for m in held {
+                        let _ = tg.send_timeout(m, std::time::Duration::from_secs(2));
+                    }
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// What a notice becomes on Telegram (orders placed and routine feed events stay in the log).
+fn for_telegram(n: Notice) -> Option<Outgoing> {
+    let alert = |text: String, critical: bool| Some(Outgoing::Alert { text, critical });
+    match n {
+        Notice::Alert(a, p) => alert(alert_text(a, p), a.level == AlertLevel::Critical),
+        Notice::ConnectionLost {
+            reason,
+            retry_in_ms,
+        } => alert(
+            format!(
+                "DISCONNECTED from Kraken: {}; reconnecting in {:.1} s",
+                reason.as_str(),
+                retry_in_ms as f64 / 1000.0
+            ),
+            true,
+        ),
+        Notice::Connected { attempt } if attempt > 1 => {
+            alert(format!("Feed reconnected (attempt {attempt})"), false)
+        }
+        Notice::ExchangeError(t) => alert(format!("Kraken error: {}", t.as_str()), false),
+        Notice::Text(t, critical) => alert(t.as_str().into_owned(), critical),
+        Notice::Resubscribing { consecutive, .. } if consecutive >= 3 => alert(
+            format!("Book resubscription #{consecutive} in a row"),
+            false,
+        ),
+        Notice::Pnl {
+            position,
+            realised,
+            equity,
+            fees,
+            fills,
+            precision,
+        } => {
+            let cash = precision.price + precision.qty;
+            let pos = Qty(position.unsigned_abs()).to_f64(precision.qty);
+            Some(Outgoing::Pnl(Figures {
+                position: if position < 0 { -pos } else { pos },
+                realised: realised.to_f64(cash),
+                fees: fees.to_f64(cash),
+                equity: equity.to_f64(cash),
+                fills,
+            }))
+        }
+        Notice::Mode { live } => Some(Outgoing::Mode { live }),
+        Notice::Placed(..) | Notice::Connected { .. } | Notice::Resubscribing { .. } => None,
     }
 }
 
@@ -201,12 +294,16 @@ fn log_notice(n: Notice) {
                     log::warn!("resubscribing the book in {delay_ms} ms");
                 }
             }
+            Notice::Mode { live } => {
+                log::info!("trading mode: {}", if live { "LIVE" } else { "PAPER" });
+            }
             Notice::Pnl {
                 position,
                 realised,
                 equity,
                 fees,
                 precision,
+                ..
             } => {
                 let cash = precision.price + precision.qty;
                 let pos = if position < 0 {
@@ -225,9 +322,9 @@ fn log_notice(n: Notice) {
     }
 }
 
-fn log_alert(a: Alert, p: Precision) {
+fn alert_text(a: Alert, p: Precision) -> String {
     let cash = p.price + p.qty;
-    let text = match a.kind {
+    match a.kind {
         AlertKind::Filled {
             cl_id,
             side,
@@ -246,7 +343,11 @@ fn log_alert(a: Alert, p: Precision) {
             peak.show(cash)
         ),
         other => format!("{other:?}"),
-    };
+    }
+}
+
+fn log_alert(a: Alert, p: Precision) {
+    let text = alert_text(a, p);
     match a.level {
         AlertLevel::Critical => log::error!("{text}"),
         AlertLevel::Warning => log::warn!("{text}"),

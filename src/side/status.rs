@@ -1,0 +1,373 @@
+//! What the feed thread tells the dashboard: a `Copy` snapshot of the bot at most every 250 ms,
+//! and the per-stage latency histograms, handed over without locks or allocation.
+//!
+//! The feed thread records every latency sample twice: into its own cumulative histograms
+//! (for the table printed at shutdown) and into an *interval* set. At each snapshot it swaps
+//! the interval set for an empty spare that the dashboard sent back, and sends the full one
+//! over. The dashboard adds it to its own cumulative copy, resets it, and returns it. Three
+//! sets circulate; the channels are larger than that, so a send never fails and nothing on
+//! the feed thread allocates or waits. If the dashboard falls behind, the feed thread simply
+//! keeps filling the set it has.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::core::accounting::FillRecord;
+use crate::core::engine::TradingState;
+use crate::core::event::OrderRequest;
+use crate::core::money::{Cash, FinePrice, Price};
+use crate::core::orders::{MAX_ORDERS, OrderState};
+use crate::core::strategy::Rule;
+use crate::core::time::{Nanos, SEC};
+
+/// Trades the dashboard shows.
+pub const TRADES_SHOWN: usize = 20;
+
+/// Latency percentiles in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct LatencyRow {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50_ns: u64,
+    /// 90th percentile.
+    pub p90_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// 99.9th percentile.
+    pub p999_ns: u64,
+    /// Largest.
+    pub max_ns: u64,
+}
+
+impl LatencyRow {
+    /// The percentiles of `h` (all zero when it is empty).
+    #[must_use]
+    pub fn of(h: &Histogram<u64>) -> LatencyRow {
+        if h.is_empty() {
+            return LatencyRow::default();
+        }
+        LatencyRow {
+            count: h.len(),
+            p50_ns: h.value_at_quantile(0.5),
+            p90_ns: h.value_at_quantile(0.9),
+            p99_ns: h.value_at_quantile(0.99),
+            p999_ns: h.value_at_quantile(0.999),
+            max_ns: h.max(),
+        }
+    }
+}
+
+/// A latency histogram for 1 ns .. 10 min at 3 significant digits.
+///
+/// # Panics
+/// Never: the bounds are constants.
+#[must_use]
+pub fn histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 600 * SEC as u64, 3).expect("constant bounds")
+}
+
+/// The feed thread's stages, in the order a frame goes through them.
+#[derive(Debug, Clone)]
+pub struct StageHists {
+    /// Frame received → decoded.
+    pub parse: Histogram<u64>,
+    /// Book apply with checksum.
+    pub book: Histogram<u64>,
+    /// Signals + paper fills + strategy + risk.
+    pub strategy: Histogram<u64>,
+    /// Frame received → order intent handed to the worker channel.
+    pub tick_to_intent: Histogram<u64>,
+    /// Frame received → the core is done with it (every frame).
+    pub frame_to_done: Histogram<u64>,
+}
+
+impl Default for StageHists {
+    fn default() -> StageHists {
+        StageHists {
+            parse: histogram(),
+            book: histogram(),
+            strategy: histogram(),
+            tick_to_intent: histogram(),
+            frame_to_done: histogram(),
+        }
+    }
+}
+
+impl StageHists {
+    /// Stage names, as in the table, `/api/status` and `/metrics`.
+    pub const NAMES: [&'static str; 5] = [
+        "frame_to_parsed",
+        "book_apply",
+        "strategy",
+        "tick_to_intent",
+        "frame_to_done",
+    ];
+
+    fn all(&self) -> [&Histogram<u64>; 5] {
+        [
+            &self.parse,
+            &self.book,
+            &self.strategy,
+            &self.tick_to_intent,
+            &self.frame_to_done,
+        ]
+    }
+
+    fn all_mut(&mut self) -> [&mut Histogram<u64>; 5] {
+        [
+            &mut self.parse,
+            &mut self.book,
+            &mut self.strategy,
+            &mut self.tick_to_intent,
+            &mut self.frame_to_done,
+        ]
+    }
+
+    /// Adds another set (same bounds: never fails).
+    pub fn add(&mut self, other: &StageHists) {
+        for (a, b) in self.all_mut().into_iter().zip(other.all()) {
+            let _ = a.add(b);
+        }
+    }
+
+    /// Empties every histogram.
+    pub fn reset(&mut self) {
+        for h in self.all_mut() {
+            h.reset();
+        }
+    }
+
+    /// Name and percentiles of each stage.
+    #[must_use]
+    pub fn rows(&self) -> [(&'static str, LatencyRow); 5] {
+        let h = self.all();
+        std::array::from_fn(|i| (Self::NAMES[i], LatencyRow::of(h[i])))
+    }
+}
+
+/// One of our orders, as shown.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderView {
+    /// What was asked.
+    pub req: OrderRequest,
+    /// Where it is.
+    pub state: OrderState,
+    /// Filled so far, lots.
+    pub filled: u64,
+    /// When it was placed.
+    pub placed_at: Nanos,
+}
+
+/// Counters of the feed thread and the core.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[allow(missing_docs)] // named as in the session summary
+pub struct Counters {
+    pub frames: u64,
+    pub ticks: u64,
+    pub book_messages: u64,
+    pub snapshots: u64,
+    pub checksums_ok: u64,
+    pub checksum_mismatches: u64,
+    pub crossed_books: u64,
+    pub parse_errors: u64,
+    pub trades: u64,
+    pub connects: u64,
+    pub reconnects: u64,
+    pub watchdog_timeouts: u64,
+    pub resubscribes: u64,
+    pub orders_placed: u64,
+    pub orders_cancelled: u64,
+    pub fills: u64,
+    pub execution_faults: u64,
+    pub quotes_while_stale: u64,
+    pub notices_dropped: u64,
+    pub status_dropped: u64,
+    pub recorder_dropped: u64,
+}
+
+/// Everything the dashboard shows that the feed thread knows: plain numbers, fixed arrays.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusSnapshot {
+    /// Feed clock (ns since the epoch) when taken.
+    pub at: Nanos,
+    /// Live (true) or paper.
+    pub live: bool,
+    /// Live mode was asked for but fell back to paper.
+    pub live_fallback: bool,
+    /// What the bot is doing.
+    pub state: TradingState,
+    /// A connection is up.
+    pub connected: bool,
+    /// Time since the last frame.
+    pub last_frame_age_ns: Nanos,
+    /// Price decimals.
+    pub price_precision: u8,
+    /// Quantity decimals.
+    pub qty_precision: u8,
+    /// Microprice (quote currency).
+    pub microprice: Option<f64>,
+    /// EMA of the microprice.
+    pub ema: Option<f64>,
+    /// Momentum in bps.
+    pub momentum_bps: f64,
+    /// Rolling volatility in bps.
+    pub volatility_bps: f64,
+    /// Inventory skew in bps.
+    pub skew_bps: f64,
+    /// Best bid and ask.
+    pub best_bid: Option<Price>,
+    /// Best ask.
+    pub best_ask: Option<Price>,
+    /// Quote balance.
+    pub cash: Cash,
+    /// Position in lots.
+    pub position: i64,
+    /// Average entry price.
+    pub avg_entry: Option<FinePrice>,
+    /// Realised PnL (before fees).
+    pub realised: Cash,
+    /// Unrealised PnL at the microprice.
+    pub unrealised: Cash,
+    /// Fees paid.
+    pub fees: Cash,
+    /// Mark-to-market equity.
+    pub equity: Cash,
+    /// Peak equity.
+    pub peak_equity: Cash,
+    /// Equity at start.
+    pub start_equity: Cash,
+    /// Current drawdown from peak, ppm.
+    pub drawdown_ppm: i64,
+    /// Largest drawdown seen, ppm.
+    pub max_drawdown_ppm: i64,
+    /// Closed round trips.
+    pub round_trips: u64,
+    /// Winning round trips.
+    pub wins: u64,
+    /// Losing round trips.
+    pub losses: u64,
+    /// Our live orders.
+    pub orders: [Option<OrderView>; MAX_ORDERS],
+    /// Last fills, newest first.
+    pub trades: [Option<FillRecord>; TRADES_SHOWN],
+    /// Counters.
+    pub counters: Counters,
+    /// Ticks on which each rule held something back.
+    pub pause_counts: [u64; Rule::COUNT],
+}
+
+/// The feed thread's end.
+#[derive(Debug, Clone)]
+pub struct StatusLink {
+    snapshots: Sender<StatusSnapshot>,
+    full: Sender<Box<StageHists>>,
+    spares: Receiver<Box<StageHists>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl StatusLink {
+    /// Sends a snapshot without waiting (a full channel drops it and counts).
+    pub fn publish(&self, s: &StatusSnapshot) {
+        if self.snapshots.try_send(*s).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Hands `interval` over when a spare set is back; otherwise keeps filling it.
+    pub fn hand_over(&self, interval: &mut Box<StageHists>) {
+        if let Ok(spare) = self.spares.try_recv() {
+            let full = std::mem::replace(interval, spare);
+            // The channel holds more than the three sets that exist: this never fails.
+            let _ = self.full.try_send(full);
+        }
+    }
+
+    /// Snapshots dropped because the dashboard was behind.
+    #[must_use]
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The dashboard's end.
+#[derive(Debug)]
+pub struct StatusFeed {
+    /// Snapshots, oldest first.
+    pub snapshots: Receiver<StatusSnapshot>,
+    full: Receiver<Box<StageHists>>,
+    spares: Sender<Box<StageHists>>,
+}
+
+impl StatusFeed {
+    /// Adds every interval set waiting into `total` and sends the emptied sets back.
+    pub fn collect_latency(&self, total: &mut StageHists) {
+        while let Ok(mut h) = self.full.try_recv() {
+            total.add(&h);
+            h.reset();
+            let _ = self.spares.try_send(h);
+        }
+    }
+}
+
+/// Snapshots the channel holds before the feed thread starts dropping them.
+const SNAPSHOT_CAPACITY: usize = 8;
+/// Interval histogram sets in circulation.
+const SETS: usize = 3;
+
+/// A linked pair; the feed thread starts with one interval set from [`StatusLink`]'s spares.
+#[must_use]
+pub fn channel() -> (StatusLink, StatusFeed, Box<StageHists>) {
+    let (snap_tx, snap_rx) = bounded(SNAPSHOT_CAPACITY);
+    let (full_tx, full_rx) = bounded(SETS + 1);
+    let (spare_tx, spare_rx) = bounded(SETS + 1);
+    for _ in 1..SETS {
+        let _ = spare_tx.try_send(Box::default());
+    }
+    (
+        StatusLink {
+            snapshots: snap_tx,
+            full: full_tx,
+            spares: spare_rx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        },
+        StatusFeed {
+            snapshots: snap_rx,
+            full: full_rx,
+            spares: spare_tx,
+        },
+        Box::default(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_sets_circulate_without_loss() {
+        let (link, feed, mut interval) = channel();
+        let mut total = StageHists::default();
+        for round in 1..=10u64 {
+            for v in 0..100 {
+                let _ = interval.parse.record(round * 1000 + v);
+            }
+            link.hand_over(&mut interval);
+            // The dashboard is only around every other round: nothing is lost meanwhile.
+            if round % 2 == 0 {
+                feed.collect_latency(&mut total);
+            }
+        }
+        link.hand_over(&mut interval);
+        feed.collect_latency(&mut total);
+        let rest = interval.parse.len();
+        assert_eq!(total.parse.len() + rest, 1000);
+        assert!(total.parse.len() >= 900);
+        let row = LatencyRow::of(&total.parse);
+        assert!(row.p50_ns <= row.p90_ns && row.p90_ns <= row.p99_ns && row.p99_ns <= row.max_ns);
+    }
+}

@@ -1,0 +1,302 @@
+//! The dashboard of the real binary: routes, headers, health, Prometheus metrics, access
+//! control, and a clean shutdown on SIGINT.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{Bot, bin, get, status_until};
+use wildbot::sim::{SimConfig, Simulator};
+
+fn demo(extra: &[&str]) -> Bot {
+    let mut c = bin();
+    c.args([
+        "demo",
+        "--log-level",
+        "info",
+        "--set",
+        "dashboard_bind=127.0.0.1:0",
+    ]);
+    c.args(extra);
+    Bot::spawn(c)
+}
+
+#[test]
+fn dashboard_serves_status_health_metrics_and_page_then_sigint_shuts_down_cleanly() {
+    let bot = demo(&[]);
+    // Wait for real trading data: quotes out and latency samples.
+    let s = status_until(&bot.url, Duration::from_secs(30), |s| {
+        s["counters"]["orders_placed"].as_u64().unwrap_or(0) > 0
+            && s["feed"] == "fresh"
+            && s["latency"]["tick_to_intent"]["count"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0
+    });
+
+    // /api/status: everything the page shows.
+    assert_eq!(
+        s["live_mode"], true,
+        "the demo trades live against the simulator"
+    );
+    assert_eq!(s["mode"], "LIVE");
+    assert_eq!(s["symbol"], "BTC/USD");
+    for key in [
+        "microprice",
+        "ema",
+        "momentum_bps",
+        "volatility_bps",
+        "skew_bps",
+        "spread_bps",
+        "best_bid",
+        "best_ask",
+        "balance",
+        "position",
+        "realized_pnl",
+        "unrealized_pnl",
+        "fees_paid",
+        "equity",
+        "peak_equity",
+        "drawdown_pct",
+        "max_drawdown_pct",
+        "win_rate",
+        "uptime_s",
+    ] {
+        assert!(s[key].is_number(), "{key} is a number: {s}");
+    }
+    for key in ["round_trips", "wins", "losses"] {
+        assert!(s[key].is_u64(), "{key}: {s}");
+    }
+    assert!(s.get("avg_cost").is_some());
+    assert!(s["trade_history"].is_array() && s["open_orders"].is_array());
+    assert!(["quoting", "paused", "waiting_for_book"].contains(&s["state"].as_str().unwrap()));
+    let micro = s["microprice"].as_f64().unwrap();
+    let (bid, ask) = (
+        s["best_bid"].as_f64().unwrap(),
+        s["best_ask"].as_f64().unwrap(),
+    );
+    assert!(
+        bid <= micro && micro <= ask,
+        "microprice within the touch: {s}"
+    );
+    for stage in [
+        "frame_to_parsed",
+        "book_apply",
+        "strategy",
+        "tick_to_intent",
+        "frame_to_done",
+    ] {
+        let r = &s["latency"][stage];
+        assert!(r["count"].as_u64().unwrap() > 0, "{stage}: {r}");
+        assert!(r["p50_ns"].as_u64().unwrap() <= r["p99_ns"].as_u64().unwrap());
+    }
+    // The worker's figures arrive too (live mode).
+    let s = status_until(&bot.url, Duration::from_secs(10), |s| {
+        s["latency"]["intent_to_ack"]["count"].as_u64().unwrap_or(0) > 0
+    });
+    assert!(
+        s["latency"]["rest_addorder"]["count"].as_u64().unwrap() > 0,
+        "{s}"
+    );
+
+    let a = get(&format!("{}/api/status", bot.url), None);
+    assert_eq!(a.status, 200);
+    assert_eq!(a.content_type, "application/json");
+    assert_eq!(a.cache_control, "no-cache");
+
+    let h = get(&format!("{}/health", bot.url), None);
+    assert_eq!(h.status, 200, "{}", h.body);
+    assert_eq!(h.cache_control, "no-cache");
+    let hj = h.json();
+    assert_eq!(hj["status"], "ok");
+    assert_eq!(hj["feed"], "fresh");
+    assert!(hj["uptime_s"].as_f64().unwrap() > 0.0);
+
+    let m = get(&format!("{}/metrics", bot.url), None);
+    assert_eq!(m.status, 200);
+    assert!(
+        m.content_type.starts_with("text/plain"),
+        "{}",
+        m.content_type
+    );
+    assert_eq!(m.cache_control, "no-cache");
+    for needle in [
+        "# TYPE wildbot_ticks_total counter",
+        "# TYPE wildbot_messages_total counter",
+        "wildbot_checksum_mismatches_total 0",
+        "wildbot_reconnects_total 0",
+        "wildbot_dropped_messages_total{channel=\"notices\"}",
+        "# TYPE wildbot_orders_placed_total counter",
+        "# TYPE wildbot_fills_total counter",
+        "# TYPE wildbot_realized_pnl gauge",
+        "# TYPE wildbot_equity gauge",
+        "wildbot_latency_seconds{stage=\"tick_to_intent\",quantile=\"0.99\"}",
+        "wildbot_latency_seconds{stage=\"intent_to_ack\",quantile=\"0.5\"}",
+    ] {
+        assert!(m.body.contains(needle), "{needle} missing:\n{}", m.body);
+    }
+    let ticks: f64 = m
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("wildbot_ticks_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ticks > 0.0);
+
+    let page = get(&format!("{}/", bot.url), None);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.content_type, "text/html; charset=utf-8");
+    assert_eq!(page.cache_control, "no-cache");
+    assert!(page.body.contains("<title>WildBot</title>"));
+    assert!(page.body.contains("api/status"));
+    // Self-contained: nothing fetched from another host.
+    for external in ["src=\"http", "href=\"http", "@import", "cdn"] {
+        assert!(!page.body.contains(external), "{external}");
+    }
+
+    assert_eq!(get(&format!("{}/nope", bot.url), None).status, 404);
+
+    // SIGINT: stop quoting, cancel everything, print the summary and the latency table, exit 0.
+    bot.signal("INT");
+    let (code, stdout, stderr) = bot.wait(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{stderr}");
+    for row in [
+        "p99.9",
+        "frame -> parsed",
+        "book apply",
+        "signals+strategy+risk",
+        "frame -> intent",
+        "intent -> REST answer",
+        "REST AddOrder",
+    ] {
+        assert!(stdout.contains(row), "{row} missing:\n{stdout}");
+    }
+    assert!(
+        stderr.contains("the simulator has 0 open order(s) after shutdown"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn health_is_503_while_the_feed_is_silent() {
+    let sim = Simulator::start(SimConfig::default()).unwrap();
+    let cfg = std::env::temp_dir().join(format!("wildbot-health-{}.toml", std::process::id()));
+    std::fs::write(
+        &cfg,
+        format!(
+            "ws_url = \"{}\"\nfeed_timeout_ms = 1000\nping_interval_ms = 400\n\
+             dashboard_bind = \"127.0.0.1:0\"\nlog_level = \"info\"\n",
+            sim.url()
+        ),
+    )
+    .unwrap();
+    let mut c = bin();
+    c.args(["run", "--config"]).arg(&cfg);
+    let bot = Bot::spawn(c);
+    std::fs::remove_file(&cfg).unwrap();
+    let url = format!("{}/health", bot.url);
+    let wait_for = |code: u16| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let h = get(&url, None);
+            if h.status == code {
+                return h.json();
+            }
+            assert!(std::time::Instant::now() < deadline, "{}", h.body);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(wait_for(200)["feed"], "fresh");
+    sim.faults().silent.store(true, Ordering::SeqCst);
+    let down = wait_for(503);
+    assert_eq!(down["status"], "unhealthy");
+    assert!(
+        ["stale", "disconnected"].contains(&down["feed"].as_str().unwrap()),
+        "{down}"
+    );
+    sim.faults().silent.store(false, Ordering::SeqCst);
+    assert_eq!(
+        wait_for(200)["status"],
+        "ok",
+        "healthy again after the reconnect"
+    );
+    bot.signal("TERM");
+    let (code, _, stderr) = bot.wait(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+/// This machine's address on its default route, if it has one that is not loopback.
+fn lan_ip() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.254:9").ok()?; // no packet is sent: this only picks a route
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn clients_other_than_loopback_need_the_token() {
+    // A public bind without a token is refused up front, naming the key.
+    let out = bin()
+        .args([
+            "demo",
+            "--paper",
+            "--duration",
+            "1",
+            "--set",
+            "dashboard_bind=0.0.0.0:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dashboard_token"), "{err}");
+
+    let mut c = bin();
+    c.args([
+        "demo",
+        "--paper",
+        "--log-level",
+        "info",
+        "--set",
+        "dashboard_bind=0.0.0.0:0",
+        "--set",
+        "dashboard_token=t0ken-4-test",
+    ]);
+    let bot = Bot::spawn(c);
+    let port = bot.url.rsplit(':').next().unwrap().to_string();
+    // Loopback needs nothing.
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{port}/api/status"), None).status,
+        200
+    );
+    match lan_ip() {
+        Some(ip) => {
+            let base = format!("http://{ip}:{port}");
+            for path in ["/", "/api/status", "/health", "/metrics"] {
+                let a = get(&format!("{base}{path}"), None);
+                assert_eq!(a.status, 401, "{path} without a token");
+                assert_eq!(a.cache_control, "no-cache");
+                assert!(!a.body.contains("equity"), "nothing leaks: {}", a.body);
+            }
+            let wrong = get(&format!("{base}/api/status"), Some("Bearer t0ken-4-tesT"));
+            assert_eq!(wrong.status, 401);
+            let bearer = get(&format!("{base}/api/status"), Some("Bearer t0ken-4-test"));
+            assert_eq!(bearer.status, 200);
+            assert!(bearer.json()["equity"].is_number() || bearer.json()["state"] == "starting");
+            let query = get(&format!("{base}/metrics?token=t0ken-4-test"), None);
+            assert_eq!(query.status, 200);
+        }
+        None => eprintln!(
+            "SKIPPED (part): no non-loopback address on this machine; `authorized` is unit-tested"
+        ),
+    }
+    bot.signal("INT");
+    let (code, _, stderr) = bot.wait(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("t0ken-4-test"),
+        "the token is never logged"
+    );
+}
