@@ -17,6 +17,8 @@ use crate::side::telegram::{Figures, Outgoing};
 
 /// Capacity of the notice channel.
 pub const CAPACITY: usize = 1024;
+/// Capacity of the critical notice channel (critical notices are rare).
+pub const CRITICAL_CAPACITY: usize = 256;
 
 /// Longest text a notice carries (exchange error strings).
 pub const TEXT_CAP: usize = 200;
@@ -122,13 +124,34 @@ pub enum Notice {
 #[derive(Debug, Clone)]
 pub struct Notifier {
     tx: Sender<Notice>,
+    /// Critical notices have their own channel, so a flood of routine ones cannot crowd
+    /// them out.
+    critical: Sender<Notice>,
     dropped: Arc<AtomicU64>,
+}
+
+impl Notice {
+    /// Drawdown stop, disconnection, live activation or failure, execution faults.
+    #[must_use]
+    pub fn is_critical(&self) -> bool {
+        match self {
+            Notice::Alert(a, _) => a.level == AlertLevel::Critical,
+            Notice::Text(_, critical) => *critical,
+            Notice::ConnectionLost { .. } => true,
+            _ => false,
+        }
+    }
 }
 
 impl Notifier {
     /// Sends without waiting; a full channel drops the notice and counts it.
     pub fn send(&self, n: Notice) {
-        if self.tx.try_send(n).is_err() {
+        let tx = if n.is_critical() {
+            &self.critical
+        } else {
+            &self.tx
+        };
+        if tx.try_send(n).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -147,13 +170,15 @@ impl Notifier {
 /// The thread cannot be spawned.
 pub fn start(telegram: Option<Sender<Outgoing>>) -> Result<(Notifier, JoinHandle<()>), String> {
     let (tx, rx) = bounded(CAPACITY);
+    let (ctx, crx) = bounded(CRITICAL_CAPACITY);
     let handle = std::thread::Builder::new()
         .name("notify".into())
-        .spawn(move || notify_loop(&rx, telegram.as_ref()))
+        .spawn(move || notify_loop(&crx, &rx, telegram.as_ref()))
         .map_err(|e| format!("notify thread: {e}"))?;
     Ok((
         Notifier {
             tx,
+            critical: ctx,
             dropped: Arc::new(AtomicU64::new(0)),
         },
         handle,
@@ -165,7 +190,11 @@ pub fn start(telegram: Option<Sender<Outgoing>>) -> Result<(Notifier, JoinHandle
 /// several microseconds on the hot path).
 const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
 
-fn notify_loop(rx: &Receiver<Notice>, telegram: Option<&Sender<Outgoing>>) {
+fn notify_loop(
+    critical: &Receiver<Notice>,
+    rx: &Receiver<Notice>,
+    telegram: Option<&Sender<Outgoing>>,
+) {
     // Critical messages the Telegram channel had no room for yet, oldest first.
     let mut held: VecDeque<Outgoing> = VecDeque::new();
     loop {
@@ -177,7 +206,10 @@ fn notify_loop(rx: &Receiver<Notice>, telegram: Option<&Sender<Outgoing>>) {
                 }
             }
         }
-        match rx.try_recv() {
+        // Critical first. Both senders live in the same `Notifier`, so the routine channel is
+        // closed only when the critical one is too: its `Disconnected` ends the loop.
+        let next = critical.try_recv().or_else(|_| rx.try_recv());
+        match next {
             Ok(n) => {
                 log_notice(n);
                 if let Some(tg) = telegram
