@@ -160,6 +160,8 @@ pub struct Config {
     /// Extra PEM root certificate trusted for `wss://` (a private endpoint, the simulator).
     pub ws_ca_file: Option<String>,
     pub log_level: String,
+    /// Time parse, book and strategy of every frame (three counter reads, ~0.1 µs a frame).
+    pub stage_timing: bool,
     // Operator surface.
     /// Dashboard address (empty: no dashboard).
     pub dashboard_bind: String,
@@ -216,6 +218,7 @@ impl Default for Config {
             ping_interval_ms: 2000,
             ws_ca_file: None,
             log_level: "info".into(),
+            stage_timing: true,
             dashboard_bind: "127.0.0.1:8080".into(),
             dashboard_token: None,
             telegram_api_url: "https://api.telegram.org".into(),

@@ -556,7 +556,7 @@ fn latency_table(s: &wildbot::feed::Summary) -> String {
     ];
     if s.mode == "live" {
         rows.push(("intent -> REST answer".into(), s.intent_to_ack));
-        for (name, r) in &s.rest_round_trip {
+        for (name, r) in s.rest_round_trip.iter().filter(|(_, r)| r.count > 0) {
             rows.push((format!("REST {name}"), *r));
         }
     }

@@ -210,3 +210,32 @@ fn live_mode_falls_back_to_paper_when_the_api_is_down_at_start() {
     assert!(s.live_fallback);
     assert!(s.book_messages > 100, "the feed still runs: {s:?}");
 }
+
+#[test]
+fn every_stage_is_timed_unless_stage_timing_is_off() {
+    let sim = start(None);
+    let cfg = config(&sim.url());
+    let on = run_against(&sim, &cfg, 1.5, |_| {});
+    assert!(on.frame_to_parsed.count > 0 && on.frame_to_parsed.count <= on.frames);
+    assert!(on.book_apply.count > 0 && on.book_apply.count <= on.book_messages);
+    assert!(on.strategy.count > 0);
+    let r = on.book_apply;
+    assert!(r.p50_ns <= r.p90_ns && r.p90_ns <= r.p99_ns && r.p999_ns <= r.max_ns);
+    let off = run_against(
+        &sim,
+        &Config {
+            stage_timing: false,
+            ..cfg
+        },
+        1.5,
+        |_| {},
+    );
+    assert_eq!(
+        off.frame_to_parsed.count + off.book_apply.count + off.strategy.count,
+        0
+    );
+    assert_eq!(
+        off.frame_to_done.count, off.frames,
+        "every frame still timed end to end"
+    );
+}

@@ -42,6 +42,17 @@ const BACKOFF_MIN: Duration = Duration::from_secs(2);
 /// Longest the worker sleeps between looks at its intent channel.
 const POLL_EVERY: Duration = Duration::from_micros(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// The private endpoints the worker calls (one round-trip histogram each).
+const ENDPOINTS: [&str; 8] = [
+    "AddOrder",
+    "AmendOrder",
+    "Balance",
+    "CancelAll",
+    "CancelAllOrdersAfter",
+    "CancelOrder",
+    "OpenOrders",
+    "QueryOrders",
+];
 /// How often a copy of the report goes to the dashboard.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
@@ -285,7 +296,8 @@ impl Worker {
             backoff: BACKOFF_MIN,
             report: WorkerReport {
                 intent_to_ack: histogram(),
-                round_trip: BTreeMap::new(),
+                // Every endpoint's histogram exists from the start: nothing allocates later.
+                round_trip: ENDPOINTS.iter().map(|e| (*e, histogram())).collect(),
                 errors: BTreeMap::new(),
                 amends: 0,
                 amend_fallbacks: 0,

@@ -259,10 +259,12 @@ struct Feed<'a> {
 /// frame ended (the core reads no clock; it tells the sink where it is).
 struct Sink {
     intents: Vec<Intent>,
-    clock: Clock,
-    /// Receipt of the frame being handled, and the end of its previous stage; `None` while the
-    /// core handles something other than a frame.
-    frame: Option<(Nanos, Nanos)>,
+    /// The stage marks read the CPU's time-stamp counter (about 9 ns here, against 24 ns for
+    /// `Instant::now`): three marks a frame add up on the hot path.
+    tsc: quanta::Clock,
+    /// Receipt of the frame being handled and the end of its previous stage, in raw counter
+    /// ticks; `None` while the core handles something other than a frame.
+    frame: Option<(u64, u64)>,
     /// Since start (the shutdown table).
     total: StageHists,
     /// Since the last hand-over to the dashboard (none without one).
@@ -290,11 +292,12 @@ impl IntentSink for Sink {
 
     fn stage(&mut self, stage: Stage) {
         let Some((rx, last)) = self.frame else { return };
-        let t = self.clock.now();
+        let t = self.tsc.raw();
+        let since = |a: u64| self.tsc.delta_as_nanos(a, t) as Nanos;
         match stage {
-            Stage::Parsed => self.record(|h| &mut h.parse, t - rx),
-            Stage::BookApplied => self.record(|h| &mut h.book, t - last),
-            Stage::Decided => self.record(|h| &mut h.strategy, t - last),
+            Stage::Parsed => self.record(|h| &mut h.parse, since(rx)),
+            Stage::BookApplied => self.record(|h| &mut h.book, since(last)),
+            Stage::Decided => self.record(|h| &mut h.strategy, since(last)),
         }
         self.frame = Some((rx, t));
     }
@@ -430,7 +433,7 @@ pub fn run(
         core: Core::new(&core_cfg, first_order_id(now))?,
         out: Sink {
             intents: Vec::with_capacity(MAX_INTENTS_PER_EVENT),
-            clock,
+            tsc: quanta::Clock::new(),
             frame: None,
             total: StageHists::default(),
             interval: opts.status.as_ref().map(|_| Box::default()),
@@ -627,7 +630,10 @@ impl Feed<'_> {
             r.record(rx, bytes);
         }
         let before = FrameCounters::of(self.core.stats());
-        self.out.frame = Some((rx, rx));
+        if self.cfg.stage_timing {
+            let raw = self.out.tsc.raw();
+            self.out.frame = Some((raw, raw));
+        }
         self.core.handle(rx, Event::Frame(bytes), &mut self.out);
         self.out.frame = None;
         let done = self.clock.now();

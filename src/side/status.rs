@@ -68,7 +68,7 @@ impl LatencyRow {
 /// Never: the bounds are constants.
 #[must_use]
 pub fn histogram() -> Histogram<u64> {
-    Histogram::<u64>::new_with_bounds(1, 600 * SEC as u64, 3).expect("constant bounds")
+    Histogram::<u64>::new_with_bounds(1, 600 * SEC as u64, 2).expect("constant bounds")
 }
 
 /// The feed thread's stages, in the order a frame goes through them.
