@@ -395,6 +395,7 @@ pub fn run(
                     cfg.rest_pair,
                     cfg.rest_url
                 );
+                notifier.send(Notice::Mode { live: true });
                 notifier.send(Notice::Text(
                     AlertText::new(b"LIVE trading activated"),
                     true,
@@ -403,6 +404,7 @@ pub fn run(
             }
             Err(e) => {
                 log::error!("live mode could not start ({e}): falling back to PAPER");
+                notifier.send(Notice::Mode { live: false });
                 notifier.send(Notice::Text(
                     AlertText::new(format!("LIVE activation failed ({e}): PAPER mode").as_bytes()),
                     true,
@@ -415,9 +417,6 @@ pub fn run(
     } else {
         None
     };
-    notifier.send(Notice::Mode {
-        live: worker.is_some(),
-    });
     let recorder = match &opts.record {
         Some(path) => Some(Recorder::start(path)?),
         None => None,

@@ -146,7 +146,9 @@ impl Notice {
 impl Notifier {
     /// Sends without waiting; a full channel drops the notice and counts it.
     pub fn send(&self, n: Notice) {
-        let tx = if n.is_critical() {
+        // A mode change travels with the critical notices, so the alert that follows it
+        // carries the new LIVE/PAPER prefix.
+        let tx = if n.is_critical() || matches!(n, Notice::Mode { .. }) {
             &self.critical
         } else {
             &self.tx
