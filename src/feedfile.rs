@@ -7,7 +7,9 @@
 //!    shape): an optional metadata header line, then one object per line,
 //!    `{"rx_ns": <receive time, ns>, ["dir": "tx",] "frame": <the frame exactly as received>}`.
 //!    `dir: "tx"` lines are what we sent and are skipped. A frame that was not valid JSON is
-//!    stored as a JSON string instead of an object; it is unescaped here.
+//!    stored as a JSON string instead of an object; it is unescaped here. WildBot's recorder
+//!    also writes the core's other inputs, `{"rx_ns": …, "event": "timer" | "disconnected"}`:
+//!    [`for_each_record`] skips them (counted), [`for_each_input`] hands them out.
 //! 3. **python-kraken-sdk fixture**: one JSON document `{"init": <snapshot>, "updates": [...]}`.
 //!
 //! Frames are handed out as the exact bytes of the file (number text untouched), so checksums
@@ -37,6 +39,19 @@ pub struct Skipped {
     pub sent: u64,
     /// Recorder lines that could not be read (torn last line, garbage).
     pub bad_lines: u64,
+    /// Core events (timer ticks, disconnects) in a WildBot recording.
+    pub events: u64,
+}
+
+/// A core input from a feed file.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// A received frame.
+    Frame(Record<'a>),
+    /// The periodic timer tick, at this time.
+    Timer(i64),
+    /// The connection ended, at this time.
+    Disconnected(i64),
 }
 
 /// Keys that can start a Kraken message; a first line starting otherwise is a header.
@@ -59,8 +74,21 @@ const KRAKEN_KEYS: [&[u8]; 11] = [
 /// # Errors
 /// Only for the fixture format when the document is not valid JSON of that shape.
 pub fn for_each_record(data: &[u8], mut f: impl FnMut(Record<'_>)) -> Result<Skipped, String> {
+    for_each_input(data, |i| {
+        if let Input::Frame(r) = i {
+            f(r);
+        }
+    })
+}
+
+/// Calls `f` for every core input in `data`: frames, and the timer and disconnect events of a
+/// WildBot recording.
+///
+/// # Errors
+/// As [`for_each_record`].
+pub fn for_each_input(data: &[u8], mut f: impl FnMut(Input<'_>)) -> Result<Skipped, String> {
     if looks_like_fixture(data) {
-        return read_fixture(data, f);
+        return read_fixture(data, |r| f(Input::Frame(r)));
     }
     let mut skipped = Skipped::default();
     let mut unescaped = String::new();
@@ -74,26 +102,34 @@ pub fn for_each_record(data: &[u8], mut f: impl FnMut(Record<'_>)) -> Result<Ski
         match first_key(line) {
             Some(k) if k == b"rx_ns" || k == b"frame" || k == b"dir" => {
                 match read_wrapped(line, &mut unescaped) {
-                    Some(Wrapped::Received { rx_ns, frame }) => f(Record {
+                    Some(Wrapped::Received { rx_ns, frame }) => f(Input::Frame(Record {
                         line: no,
                         rx_ns,
                         frame,
-                    }),
-                    Some(Wrapped::Unescaped { rx_ns }) => f(Record {
+                    })),
+                    Some(Wrapped::Unescaped { rx_ns }) => f(Input::Frame(Record {
                         line: no,
                         rx_ns,
                         frame: unescaped.as_bytes(),
-                    }),
+                    })),
                     Some(Wrapped::Sent) => skipped.sent += 1,
+                    Some(Wrapped::Event { rx_ns, timer }) => {
+                        skipped.events += 1;
+                        f(if timer {
+                            Input::Timer(rx_ns)
+                        } else {
+                            Input::Disconnected(rx_ns)
+                        });
+                    }
                     None => skipped.bad_lines += 1,
                 }
             }
             Some(k) if no == 1 && !KRAKEN_KEYS.contains(&k) => skipped.header += 1,
-            _ => f(Record {
+            _ => f(Input::Frame(Record {
                 line: no,
                 rx_ns: None,
                 frame: line,
-            }),
+            })),
         }
     }
     Ok(skipped)
@@ -124,6 +160,7 @@ enum Wrapped<'a> {
     Received { rx_ns: Option<i64>, frame: &'a [u8] },
     Unescaped { rx_ns: Option<i64> },
     Sent,
+    Event { rx_ns: i64, timer: bool },
 }
 
 fn read_wrapped<'a>(line: &'a [u8], unescaped: &mut String) -> Option<Wrapped<'a>> {
@@ -131,6 +168,7 @@ fn read_wrapped<'a>(line: &'a [u8], unescaped: &mut String) -> Option<Wrapped<'a
     c.begin_object().ok()?;
     let mut first = true;
     let (mut rx_ns, mut frame, mut frame_is_string, mut sent) = (None, None, false, false);
+    let mut event = None;
     while let Some(key) = c.next_key(&mut first).ok()? {
         match key {
             b"rx_ns" => {
@@ -138,6 +176,13 @@ fn read_wrapped<'a>(line: &'a [u8], unescaped: &mut String) -> Option<Wrapped<'a
                 rx_ns = std::str::from_utf8(n).ok()?.parse::<i64>().ok();
             }
             b"dir" => sent = c.string().ok()? == b"tx",
+            b"event" => {
+                event = Some(match c.string().ok()? {
+                    b"timer" => true,
+                    b"disconnected" => false,
+                    _ => return None,
+                });
+            }
             b"frame" => {
                 frame_is_string = c.peek_kind().ok()? == Kind::String;
                 frame = Some(c.value_span().ok()?);
@@ -148,6 +193,12 @@ fn read_wrapped<'a>(line: &'a [u8], unescaped: &mut String) -> Option<Wrapped<'a
     c.end().ok()?;
     if sent {
         return Some(Wrapped::Sent);
+    }
+    if let Some(timer) = event {
+        return Some(Wrapped::Event {
+            rx_ns: rx_ns?,
+            timer,
+        });
     }
     let frame = frame?;
     if frame_is_string {

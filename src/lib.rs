@@ -19,6 +19,7 @@ pub mod exec;
 pub mod feed;
 pub mod feedfile;
 pub mod kraken;
+pub mod replay;
 pub mod side;
 pub mod sim;
 pub mod synth;

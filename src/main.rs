@@ -73,6 +73,24 @@ enum Command {
         #[command(flatten)]
         session: SessionArgs,
     },
+    /// Replay a recorded feed through the same core on paper and report how the strategy did.
+    ///
+    /// Takes the recorder's format (`--record`, `kraken-sim record`) or one raw v2 JSON
+    /// message per line. Same input and config: the same report, byte for byte.
+    Replay {
+        /// Config file.
+        #[arg(long, default_value = "config/wildbot.toml")]
+        config: PathBuf,
+        /// The recording.
+        #[arg(long)]
+        input: PathBuf,
+        /// Override a config key, e.g. `--set entry_offset_bps=25` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start the Kraken simulator on a free loopback port and run the bot against it.
     Demo {
         /// Config file (its ws_url is replaced by the simulator's).
@@ -120,14 +138,7 @@ struct SessionArgs {
 impl SessionArgs {
     /// The `--set` pairs.
     fn overrides(&self) -> Result<Vec<(String, String)>, String> {
-        self.set
-            .iter()
-            .map(|kv| {
-                kv.split_once('=')
-                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                    .ok_or_else(|| format!("--set {kv}: expected KEY=VALUE"))
-            })
-            .collect()
+        parse_overrides(&self.set)
     }
 }
 
@@ -169,6 +180,12 @@ fn main() -> ExitCode {
             },
             &session,
         ),
+        Command::Replay {
+            config,
+            input,
+            set,
+            json,
+        } => replay(&config, &input, &set, json),
         Command::CheckConfig { file } => match Config::load(&file, &[]) {
             Ok(cfg) => {
                 println!("# {}: valid. Effective settings:", file.display());
@@ -225,6 +242,76 @@ fn main() -> ExitCode {
                 print!("{}", r.render());
             }
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// `KEY=VALUE` pairs.
+fn parse_overrides(set: &[String]) -> Result<Vec<(String, String)>, String> {
+    set.iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| format!("--set {kv}: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+fn replay(
+    config: &std::path::Path,
+    input: &std::path::Path,
+    set: &[String],
+    json: bool,
+) -> ExitCode {
+    use std::io::{IsTerminal, Write};
+    let cfg = match parse_overrides(set)
+        .and_then(|o| Config::load(config, &o).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let data = match std::fs::read(input) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", input.display());
+            return ExitCode::from(2);
+        }
+    };
+    let tty = std::io::stderr().is_terminal();
+    let mut shown = 0;
+    let started = std::time::Instant::now();
+    let result = wildbot::replay::replay(&cfg, &data, |done, total| {
+        let pct = done * 100 / total.max(1);
+        if tty && pct > shown {
+            shown = pct;
+            eprint!("\rreplay {pct:>3} % ({done} of {total} lines)");
+            let _ = std::io::stderr().flush();
+        }
+    });
+    if tty {
+        eprintln!();
+    }
+    match result {
+        Ok(r) => {
+            if json {
+                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            } else {
+                print!("{}", r.render());
+                let secs = started.elapsed().as_secs_f64();
+                println!(
+                    "speed    {:.2} M frames/s ({:.3} s wall)",
+                    r.frames as f64 / secs / 1e6,
+                    secs
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
         }
     }
 }

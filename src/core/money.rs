@@ -221,7 +221,7 @@ impl Decimal {
             self.mantissa.checked_mul(mul).ok_or(NumError::Overflow)
         } else {
             let div = pow10(u32::from(self.scale - precision)).ok_or(NumError::TooPrecise)?;
-            if self.mantissa % div != 0 {
+            if !self.mantissa.is_multiple_of(div) {
                 return Err(NumError::TooPrecise);
             }
             Ok(self.mantissa / div)

@@ -854,10 +854,18 @@ impl Feed<'_> {
         }
     }
 
+    /// A core input other than a frame, for the recording (replay feeds the core the same).
+    fn record_event(&self, now: Nanos, event: &'static str) {
+        if let Some(r) = &self.recorder {
+            r.record_event(now, event);
+        }
+    }
+
     fn on_timers(&mut self) {
         let now = self.clock.now();
         if now >= self.next_timer {
             self.next_timer = now + TIMER_NS;
+            self.record_event(now, "timer");
             self.core.handle(now, Event::Timer, &mut self.out);
             self.take_intents(now, false);
         }
@@ -949,6 +957,7 @@ impl Feed<'_> {
         self.ping_sent_at = None;
         self.next_ping = Nanos::MAX;
         self.connected_at = None;
+        self.record_event(now, "disconnected");
         self.core.handle(now, Event::Disconnected, &mut self.out);
         self.take_intents(now, false);
         self.schedule_reconnect(now, reason);
@@ -976,6 +985,7 @@ impl Feed<'_> {
         if let Some(conn) = self.conn.take() {
             conn.close(self.poll.registry());
         }
+        self.record_event(now, "disconnected");
         self.core.handle(now, Event::Disconnected, &mut self.out);
         // Count the cancels; the "disconnected" alert of a planned stop is not news.
         for i in self.out.iter() {

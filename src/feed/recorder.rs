@@ -8,7 +8,9 @@
 //! File format (one JSON object per line, read by `verify-feed` and replay):
 //! `{"rx_ns":<receive time, ns since the Unix epoch>,"frame":<the frame exactly as received>}`.
 //! A frame that is not valid JSON is written as a JSON string instead, so every line stays
-//! valid JSON.
+//! valid JSON. The other inputs the core got are recorded too, so a replay feeds it exactly
+//! the same events: `{"rx_ns":…,"event":"timer"}` (the periodic tick) and
+//! `{"rx_ns":…,"event":"disconnected"}`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -27,6 +29,8 @@ const BUF_CAP: usize = 16 * 1024;
 struct Item {
     rx_ns: i64,
     bytes: Vec<u8>,
+    /// A core event other than a frame (`bytes` is then empty and not from the pool).
+    event: Option<&'static str>,
 }
 
 /// The feed thread's end of the recorder.
@@ -77,9 +81,23 @@ impl Recorder {
         };
         bytes.clear();
         bytes.extend_from_slice(frame);
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.tx.try_send(Item { rx_ns, bytes })
-        {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(Item {
+            rx_ns,
+            bytes,
+            event: None,
+        }) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a core event other than a frame (`"timer"`, `"disconnected"`); never blocks.
+    pub fn record_event(&self, rx_ns: i64, event: &'static str) {
+        let item = Item {
+            rx_ns,
+            bytes: Vec::new(), // empty: no allocation
+            event: Some(event),
+        };
+        if self.tx.try_send(item).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -127,6 +145,13 @@ fn write_loop(
         line.clear();
         line.extend_from_slice(b"{\"rx_ns\":");
         line.extend_from_slice(itoa::Buffer::new().format(item.rx_ns).as_bytes());
+        if let Some(event) = item.event {
+            line.extend_from_slice(b",\"event\":\"");
+            line.extend_from_slice(event.as_bytes());
+            line.extend_from_slice(b"\"}\n");
+            out.write_all(&line)?;
+            continue;
+        }
         line.extend_from_slice(b",\"frame\":");
         // One line per frame: a frame that is not JSON, or spans lines, is stored as a string.
         if !item.bytes.contains(&b'\n')
