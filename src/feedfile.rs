@@ -92,7 +92,11 @@ pub fn for_each_input(data: &[u8], mut f: impl FnMut(Input<'_>)) -> Result<Skipp
     }
     let mut skipped = Skipped::default();
     let mut unescaped = String::new();
-    for (i, raw_line) in data.split(|&b| b == b'\n').enumerate() {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
+    for (i, end) in ends.enumerate() {
+        let raw_line = &data[start..end];
+        start = end + 1;
         let line = trim(raw_line);
         let no = i + 1;
         if line.is_empty() {
@@ -164,6 +168,23 @@ enum Wrapped<'a> {
 }
 
 fn read_wrapped<'a>(line: &'a [u8], unescaped: &mut String) -> Option<Wrapped<'a>> {
+    // WildBot's recorder writes exactly `{"rx_ns":N,"frame":{...}}`: take the frame without
+    // scanning it (the core's parser reads it next anyway). Anything else: the general path.
+    if let Some(rest) = line.strip_prefix(br#"{"rx_ns":"#)
+        && let Some(digits) = rest.iter().position(|b| !b.is_ascii_digit())
+        && let Some(frame) = rest[digits..].strip_prefix(br#","frame":{"#)
+        && line.ends_with(b"}}")
+    {
+        let rx_ns = std::str::from_utf8(&rest[..digits])
+            .ok()?
+            .parse::<i64>()
+            .ok();
+        let start = line.len() - frame.len() - 1;
+        return Some(Wrapped::Received {
+            rx_ns,
+            frame: &line[start..line.len() - 1],
+        });
+    }
     let mut c = Cursor::new(line);
     c.begin_object().ok()?;
     let mut first = true;

@@ -16,11 +16,14 @@ static ALLOC: wildbot::alloc::CountingAlloc = wildbot::alloc::CountingAlloc;
 #[command(
     name = "wildbot",
     version,
-    about = "Low-latency market-making bot for Kraken"
+    about = "Low-latency market-making bot for Kraken",
+    long_about = "Low-latency market-making bot for Kraken.\n\nWithout a subcommand it runs the demo: \
+                  the offline Kraken simulator on loopback and the bot trading live against it, \
+                  with the dashboard at http://127.0.0.1:8080, until Ctrl-C."
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -116,7 +119,7 @@ enum Command {
     },
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Default)]
 struct SessionArgs {
     /// Stop cleanly after this many seconds.
     #[arg(long)]
@@ -144,7 +147,21 @@ impl SessionArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let Some(command) = cli.command else {
+        // `cargo run --release`: the demo, until Ctrl-C.
+        return demo(
+            None,
+            &DemoArgs {
+                seed: 3,
+                volatility: 1.0,
+                step_ms: 2,
+                tls: false,
+                paper: false,
+            },
+            &SessionArgs::default(),
+        );
+    };
+    match command {
         Command::Run { config, session } => match session
             .overrides()
             .and_then(|o| Config::load(&config, &o).map_err(|e| e.to_string()))
@@ -302,8 +319,9 @@ fn replay(
                 print!("{}", r.render());
                 let secs = started.elapsed().as_secs_f64();
                 println!(
-                    "speed    {:.2} M frames/s ({:.3} s wall)",
+                    "speed    {:.2} M frames/s, {:.2} M book messages/s ({:.3} s wall)",
                     r.frames as f64 / secs / 1e6,
+                    r.book_messages as f64 / secs / 1e6,
                     secs
                 );
             }

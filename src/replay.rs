@@ -90,8 +90,8 @@ pub fn replay(
     };
     let mut core = Core::new(&cfg, FIRST_ORDER_ID)?;
     let mut out: Vec<Intent> = Vec::with_capacity(MAX_INTENTS_PER_EVENT);
-    let has_timers = contains(data, br#""event":"timer""#);
-    let lines = data.iter().filter(|&&b| b == b'\n').count() + 1;
+    let has_timers = memchr::memmem::find(data, br#""event":"timer""#).is_some();
+    let lines = memchr::memchr_iter(b'\n', data).count() + 1;
     let mut r = Run::default();
     let mut next_timer: Option<Nanos> = None;
     let mut inputs = 0usize;
@@ -215,10 +215,6 @@ impl Run {
             fill_model,
         }
     }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 impl ReplayReport {

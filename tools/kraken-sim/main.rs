@@ -4,6 +4,10 @@
 //! certificate generated at start-up, written to `--cert-out` for clients to trust
 //! (`ws_ca_file` in WildBot's config). It also serves Kraken's private REST API on another
 //! loopback port, accepting the public demo key pair it prints. Runs until Ctrl-C.
+//!
+//! `kraken-sim record --seconds N --seed S > file` writes N seconds of the simulated market,
+//! in simulated time (instantly), in WildBot's recorder format: data for replay, sweeps,
+//! tests and benches without a network.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,7 +21,10 @@ use wildbot::sim::{SimConfig, SimTls, Simulator};
     version,
     about = "Offline Kraken WebSocket v2 simulator"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Cmd>,
     /// Port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 8790)]
     port: u16,
@@ -47,8 +54,74 @@ struct Args {
     btc: String,
 }
 
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// Write simulated market data to stdout in WildBot's recorder format.
+    Record {
+        /// Simulated seconds to write.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Market seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Mean milliseconds between market steps.
+        #[arg(long, default_value_t = 10)]
+        step_ms: u64,
+        /// Volatility multiplier.
+        #[arg(long, default_value_t = 1.0)]
+        volatility: f64,
+    },
+}
+
+/// Writes `seconds` of the seeded market, a book snapshot first, one recorder line per frame.
+fn record(seconds: u64, seed: u64, step_ms: u64, volatility: f64) -> std::io::Result<u64> {
+    use std::io::Write;
+    let mut m = wildbot::synth::SynthMarket::new(wildbot::synth::SynthConfig {
+        seed,
+        volatility,
+        mean_step_ns: step_ms.max(1) as i64 * 1_000_000,
+        // As the simulator serves it: occasional sweeps through the book.
+        sweep_probability: 0.01,
+        ..wildbot::synth::SynthConfig::default()
+    });
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let start = m.now();
+    let end = start + seconds as i64 * 1_000_000_000;
+    let snapshot = m.snapshot_frame();
+    writeln!(out, r#"{{"rx_ns":{start},"frame":{snapshot}}}"#)?;
+    let mut n = 1;
+    loop {
+        let (t, frame) = m.next_frame();
+        if t > end {
+            break;
+        }
+        writeln!(out, r#"{{"rx_ns":{t},"frame":{frame}}}"#)?;
+        n += 1;
+    }
+    out.flush()?;
+    Ok(n)
+}
+
 fn main() -> std::process::ExitCode {
     let a = Args::parse();
+    if let Some(Cmd::Record {
+        seconds,
+        seed,
+        step_ms,
+        volatility,
+    }) = a.command
+    {
+        return match record(seconds, seed, step_ms, volatility) {
+            Ok(n) => {
+                eprintln!("kraken-sim record: {n} frames, {seconds} s of market, seed {seed}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::from(1)
+            }
+        };
+    }
     let bind: SocketAddr = match format!("{}:{}", a.bind, a.port).parse() {
         Ok(b) => b,
         Err(e) => {
