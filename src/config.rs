@@ -143,6 +143,10 @@ pub struct Config {
     pub taker_fee_bps: f64,
     // Accounting.
     pub starting_capital: DecimalValue,
+    /// Paper fill model: `cross` or `queue`; absent → cross for `run`/`demo`, queue for replay.
+    pub fill_model: Option<crate::core::paper::FillModel>,
+    /// Paper orders reach the (simulated) venue this long after they are placed.
+    pub order_latency_ms: u64,
     // Live operation.
     pub rest_min_interval_ms: u64,
     pub fill_poll_s: u64,
@@ -206,6 +210,8 @@ impl Default for Config {
             exit_slippage_bps: 10.0,
             taker_fee_bps: 26.0,
             starting_capital: dec("10000"),
+            fill_model: None,
+            order_latency_ms: 0,
             rest_min_interval_ms: 1000,
             fill_poll_s: 5,
             balance_refresh_s: 300,
@@ -320,6 +326,12 @@ impl Config {
             return Err(invalid(
                 "deadman_timeout_s",
                 "must be longer than deadman_refresh_s, or Kraken cancels between two refreshes",
+            ));
+        }
+        if self.order_latency_ms > 60_000 {
+            return Err(invalid(
+                "order_latency_ms",
+                "must be at most 60000 (one minute)",
             ));
         }
         if self.rest_timeout_ms < 100 {

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::core::Core;
 use crate::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
+use crate::core::paper::FillModel;
 use crate::core::strategy::Rule;
 use crate::core::time::{MS, Nanos};
 use crate::feedfile::{Input, for_each_input};
@@ -46,6 +47,8 @@ pub struct ReplayReport {
     pub cancels: u64,
     /// Fills.
     pub fills: u64,
+    /// Seconds of file time before the first fill.
+    pub first_fill_s: Option<f64>,
     /// Fees paid (quote currency).
     pub fees: f64,
     /// Closed round trips.
@@ -86,6 +89,7 @@ pub fn replay(
 ) -> Result<ReplayReport, String> {
     let cfg = Config {
         live_mode: false,
+        fill_model: Some(cfg.fill_model.unwrap_or(FillModel::Queue)),
         ..cfg.clone()
     };
     let mut core = Core::new(&cfg, FIRST_ORDER_ID)?;
@@ -121,7 +125,7 @@ pub fn replay(
         r.step(&mut core, ts, event, &mut out);
     })?;
     progress(lines, lines);
-    Ok(r.report(&core, "cross"))
+    Ok(r.report(&core, cfg.fill_model.unwrap_or(FillModel::Queue).name()))
 }
 
 /// Running totals between events.
@@ -133,6 +137,7 @@ struct Run {
     quoting_ns: i128,
     quotes: u64,
     cancels: u64,
+    first_fill: Option<Nanos>,
 }
 
 impl Run {
@@ -150,6 +155,9 @@ impl Run {
         self.first.get_or_insert(ts);
         self.last = Some(ts);
         core.handle(ts, event, out);
+        if self.first_fill.is_none() && core.stats().fills > 0 {
+            self.first_fill = Some(ts);
+        }
         for i in out.iter() {
             match i {
                 Intent::Place(_) => self.quotes += 1,
@@ -196,6 +204,10 @@ impl Run {
             quotes: self.quotes,
             cancels: self.cancels,
             fills: st.fills,
+            first_fill_s: self
+                .first_fill
+                .zip(self.first)
+                .map(|(f, s)| (f - s) as f64 / 1e9),
             fees: cash(a.fees),
             round_trips: a.round_trips,
             wins: a.wins,

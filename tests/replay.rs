@@ -46,7 +46,10 @@ fn a_replay_reproduces_the_paper_session_it_recorded() {
             .unwrap(),
     );
     assert!(live["orders_placed"].as_u64().unwrap() > 0, "{live}");
-    let r = json_of(&replay(&rec, &[]));
+    // The paper session used the cross model (run and demo's default): replay it with that.
+    let same = ["--set", "fill_model=cross"];
+    let r = json_of(&replay(&rec, &same));
+    assert_eq!(r["fill_model"], "cross");
     assert_eq!(r["frames"], live["frames"]);
     assert_eq!(r["ticks"], live["ticks"], "timer ticks replayed too");
     assert_eq!(r["quotes"], live["orders_placed"]);
@@ -66,8 +69,8 @@ fn a_replay_reproduces_the_paper_session_it_recorded() {
         live["equity"].as_f64().unwrap() - 10_000.0
     ));
     // Byte-identical on a second run.
-    let again = replay(&rec, &[]);
-    assert_eq!(again.stdout, replay(&rec, &[]).stdout);
+    let again = replay(&rec, &same);
+    assert_eq!(again.stdout, replay(&rec, &same).stdout);
     // A change of settings changes the outcome, through the same code.
     let wider = json_of(&replay(&rec, &["--set", "min_volatility_bps=9999"]));
     assert_eq!(
@@ -97,4 +100,39 @@ fn raw_kraken_lines_replay_deterministically_with_timer_ticks() {
         &["--set", "price_precision=1", "--set", "qty_precision=8"],
     );
     assert_eq!(a.stdout, b.stdout);
+}
+
+#[test]
+fn the_queue_model_fills_later_than_the_cross_model() {
+    let sample = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/sim-btcusd-seed7-60s.jsonl"
+    ));
+    // Quotes at the touch, so they join visible queues (far quotes have nobody ahead).
+    let near = [
+        "--set",
+        "entry_offset_bps=0",
+        "--set",
+        "maker_fee_bps=0",
+        "--set",
+        "profit_bps=0",
+        "--set",
+        "exit_offset_bps=0.1",
+        "--set",
+        "min_volatility_bps=0",
+    ];
+    let run = |model: &str| {
+        let mut args = near.to_vec();
+        args.extend(["--set", model]);
+        json_of(&replay(sample, &args))
+    };
+    let cross = run("fill_model=cross");
+    let queue = run("fill_model=queue");
+    assert_eq!(cross["fill_model"], "cross");
+    assert_eq!(queue["fill_model"], "queue");
+    let first = |r: &serde_json::Value| r["first_fill_s"].as_f64().unwrap();
+    assert!(first(&queue) > first(&cross), "{queue} {cross}");
+    assert!(queue["fills"].as_u64().unwrap() < cross["fills"].as_u64().unwrap());
+    // Replay's default is the queue model.
+    assert_eq!(json_of(&replay(sample, &near))["fill_model"], "queue");
 }

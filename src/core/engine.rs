@@ -16,7 +16,7 @@ use crate::core::event::{
     Purpose, ResyncReason, Stage,
 };
 use crate::core::orders::{MAX_ORDERS, OrderManager, OrderState, OrderUpdate};
-use crate::core::paper::{MAX_PAPER_EVENTS, PaperVenue};
+use crate::core::paper::{FillModel, MAX_PAPER_EVENTS, PaperVenue};
 use crate::core::parse::{
     InstrumentInfo, Message, PairStatus, ParseError, Parser, Side, SystemState, Trade,
 };
@@ -143,6 +143,10 @@ impl Core {
             acct: Accounting::new(params.starting_capital),
             paper: (!config.live_mode).then(|| {
                 PaperVenue::new(params.maker_fee, params.taker_fee, params.fill_cooldown_ns)
+                    .with_model(
+                        config.fill_model.unwrap_or(FillModel::Cross),
+                        config.order_latency_ms as Nanos * MS,
+                    )
             }),
             stats: Stats::default(),
             pause_counts: [0; Rule::COUNT],

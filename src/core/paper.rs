@@ -6,6 +6,17 @@
 //! is rejected, as Kraken does. An immediate-or-cancel (force-exit) order that is marketable
 //! fills at the touch and pays the taker fee; otherwise it expires.
 //!
+//! Fill model ("queue", the default for replay): a resting order joins the back of the queue
+//! at its price: the level's visible quantity is ahead of it. Trades at its price consume the
+//! queue ahead first and fill the order only with what is left over (partially if need be);
+//! a fall of the level's visible quantity shortens the queue ahead to at most that quantity
+//! (cancellations ahead of us; taking the minimum never counts a trade twice, as the trade
+//! and the book update that follows it both report the same shrinkage). A trade through its
+//! price, or the opposite touch crossing it, fills what remains.
+//!
+//! With an order latency, an order reaches the venue only that long after it was placed: it
+//! is checked for post-only there, joins the queue there, and cannot fill before.
+//!
 //! Simulated fills are rate-limited as the seed rules demand: at most one fill per tick and
 //! none within `fill_cooldown_ms` of the previous one. A resting order that would have filled
 //! during the cooldown simply fills later, if the market still reaches it.
@@ -20,12 +31,49 @@ use crate::core::time::Nanos;
 /// Events one paper call can produce at most (one per resting order plus the new one).
 pub const MAX_PAPER_EVENTS: usize = 2 * MAX_ORDERS + 2;
 
+/// How resting paper orders fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FillModel {
+    /// Filled completely when the market trades at or through the price or crosses it.
+    Cross,
+    /// Filled only once the visible queue ahead at the price has traded away.
+    Queue,
+}
+
+impl FillModel {
+    /// As in the config.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            FillModel::Cross => "cross",
+            FillModel::Queue => "queue",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Resting {
     cl_id: ClientId,
     side: Side,
     price: Price,
     qty: Qty,
+    filled: Qty,
+    /// When it reaches the venue (placement + order latency).
+    live_at: Nanos,
+    /// Visible quantity ahead of it at its price; `None` until it has reached the venue.
+    ahead: Option<Qty>,
+    post_only: bool,
+}
+
+impl Resting {
+    fn remaining(&self) -> Qty {
+        self.qty.saturating_sub(self.filled)
+    }
+
+    fn is_bid(&self) -> bool {
+        self.side == Side::Buy
+    }
 }
 
 /// Simulated exchange for paper trading and replay.
@@ -35,6 +83,8 @@ pub struct PaperVenue {
     maker_fee: Ppm,
     taker_fee: Ppm,
     cooldown_ns: Nanos,
+    model: FillModel,
+    latency_ns: Nanos,
     last_fill_at: Option<Nanos>,
     filled_this_tick: bool,
     /// Events produced since the last [`PaperVenue::take_events`].
@@ -50,10 +100,20 @@ impl PaperVenue {
             maker_fee,
             taker_fee,
             cooldown_ns,
+            model: FillModel::Cross,
+            latency_ns: 0,
             last_fill_at: None,
             filled_this_tick: false,
             events: Vec::with_capacity(MAX_PAPER_EVENTS * 2),
         }
+    }
+
+    /// The same venue with another fill model and an order latency.
+    #[must_use]
+    pub fn with_model(mut self, model: FillModel, order_latency_ns: Nanos) -> PaperVenue {
+        self.model = model;
+        self.latency_ns = order_latency_ns.max(0);
+        self
     }
 
     /// Starts a new tick (one core event): the one-fill-per-tick budget is renewed.
@@ -86,11 +146,12 @@ impl PaperVenue {
                 .is_none_or(|t| now - t >= self.cooldown_ns)
     }
 
-    fn fill(&mut self, cl_id: ClientId, price: Price, qty: Qty, fee: Ppm, now: Nanos) {
-        let cost = Cash::notional(price, qty);
+    /// Reports `cum_qty` executed so far at `price` (cumulative, as Kraken does).
+    fn fill(&mut self, cl_id: ClientId, price: Price, cum_qty: Qty, fee: Ppm, now: Nanos) {
+        let cost = Cash::notional(price, cum_qty);
         self.emit(OrderEvent::Fill {
             cl_id,
-            cum_qty: qty,
+            cum_qty,
             cum_cost: cost,
             cum_fee: cost.times_ppm_ceil(fee),
         });
@@ -122,7 +183,7 @@ impl PaperVenue {
             }
             return;
         }
-        if req.post_only && crosses {
+        if self.latency_ns == 0 && req.post_only && crosses {
             self.emit(OrderEvent::Rejected {
                 cl_id: req.cl_id,
                 reason: RejectReason::PostOnly,
@@ -136,13 +197,51 @@ impl PaperVenue {
             });
             return;
         };
-        *slot = Some(Resting {
+        let mut r = Resting {
             cl_id: req.cl_id,
             side: req.side,
             price: req.price,
             qty: req.qty,
-        });
+            filled: Qty(0),
+            live_at: now + self.latency_ns,
+            ahead: None,
+            post_only: req.post_only,
+        };
+        if self.latency_ns == 0 {
+            r.ahead = Some(book.qty_at(r.is_bid(), r.price));
+        }
+        *slot = Some(r);
         self.emit(OrderEvent::Accepted { cl_id: req.cl_id });
+    }
+
+    /// Orders whose latency has passed reach the venue: a post-only one that would cross
+    /// now is cancelled (as Kraken does), the others join the queue at their price.
+    fn arrive(&mut self, book: &Book, now: Nanos) {
+        let (bid, ask) = (
+            book.best_bid().map(|l| l.price),
+            book.best_ask().map(|l| l.price),
+        );
+        for i in 0..MAX_ORDERS {
+            let Some(r) = self.resting[i] else { continue };
+            if r.ahead.is_some() || now < r.live_at {
+                continue;
+            }
+            let crosses = match r.side {
+                Side::Buy => ask.is_some_and(|a| r.price >= a),
+                Side::Sell => bid.is_some_and(|b| r.price <= b),
+            };
+            if r.post_only && crosses {
+                self.resting[i] = None;
+                self.emit(OrderEvent::Rejected {
+                    cl_id: r.cl_id,
+                    reason: RejectReason::PostOnly,
+                });
+                continue;
+            }
+            if let Some(slot) = &mut self.resting[i] {
+                slot.ahead = Some(book.qty_at(r.is_bid(), r.price));
+            }
+        }
     }
 
     /// Cancels a resting order (no event if it is not resting: it already filled).
@@ -170,40 +269,74 @@ impl PaperVenue {
 
     /// A public trade: resting orders it reaches fill.
     pub fn on_trade(&mut self, t: &Trade, now: Nanos) {
-        self.fill_first(now, |r| match r.side {
-            Side::Buy => t.price <= r.price,
-            Side::Sell => t.price >= r.price,
-        });
+        let queue = self.model == FillModel::Queue;
+        let mut reach = [Qty(0); MAX_ORDERS];
+        for (i, slot) in self.resting.iter_mut().enumerate() {
+            let Some(r) = slot else { continue };
+            let Some(ahead) = r.ahead else { continue }; // not at the venue yet
+            let at = t.price == r.price;
+            let through = match r.side {
+                Side::Buy => t.price < r.price,
+                Side::Sell => t.price > r.price,
+            };
+            reach[i] = if through || (at && !queue) {
+                r.remaining()
+            } else if at {
+                // The queue ahead trades first; what is left of the trade reaches us.
+                r.ahead = Some(ahead.saturating_sub(t.qty));
+                t.qty.saturating_sub(ahead).min(r.remaining())
+            } else {
+                Qty(0)
+            };
+        }
+        self.fill_first(now, &reach);
     }
 
-    /// A book change: resting orders the opposite touch has crossed fill.
+    /// A book change: orders reach the venue, queues shorten, and resting orders the opposite
+    /// touch has crossed fill.
     pub fn on_book(&mut self, book: &Book, now: Nanos) {
+        self.arrive(book, now);
         let (bid, ask) = (
             book.best_bid().map(|l| l.price),
             book.best_ask().map(|l| l.price),
         );
-        self.fill_first(now, |r| match r.side {
-            Side::Buy => ask.is_some_and(|a| a <= r.price),
-            Side::Sell => bid.is_some_and(|b| b >= r.price),
-        });
+        let mut reach = [Qty(0); MAX_ORDERS];
+        for (i, slot) in self.resting.iter_mut().enumerate() {
+            let Some(r) = slot else { continue };
+            let Some(ahead) = r.ahead else { continue };
+            let crossed = match r.side {
+                Side::Buy => ask.is_some_and(|a| a <= r.price),
+                Side::Sell => bid.is_some_and(|b| b >= r.price),
+            };
+            if crossed {
+                reach[i] = r.remaining();
+            } else {
+                r.ahead = Some(ahead.min(book.qty_at(r.is_bid(), r.price)));
+            }
+        }
+        self.fill_first(now, &reach);
     }
 
-    /// Fills the oldest (lowest id) resting order that `reached` accepts, if a fill is allowed.
-    fn fill_first(&mut self, now: Nanos, reached: impl Fn(&Resting) -> bool) {
+    /// Fills the oldest (lowest id) resting order with something in `reach`, by that much,
+    /// if a fill is allowed now.
+    fn fill_first(&mut self, now: Nanos, reach: &[Qty; MAX_ORDERS]) {
         if !self.may_fill(now) {
             return;
         }
-        let pick = self
-            .resting
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.filter(|r| reached(r)).map(|r| (r.cl_id, i)))
+        let pick = (0..MAX_ORDERS)
+            .filter(|&i| reach[i].0 > 0)
+            .filter_map(|i| self.resting[i].map(|r| (r.cl_id, i)))
             .min();
-        if let Some((_, i)) = pick
-            && let Some(r) = self.resting[i].take()
-        {
-            self.fill(r.cl_id, r.price, r.qty, self.maker_fee, now);
+        let Some((_, i)) = pick else { return };
+        let Some(r) = &mut self.resting[i] else {
+            return;
+        };
+        r.filled = Qty(r.filled.0 + reach[i].0.min(r.remaining().0));
+        let (cl_id, price, filled, done) = (r.cl_id, r.price, r.filled, r.remaining().0 == 0);
+        if done {
+            self.resting[i] = None;
         }
+        self.fill(cl_id, price, filled, self.maker_fee, now);
     }
 
     /// Number of resting orders.
@@ -345,6 +478,106 @@ mod tests {
                 cl_id: 2,
                 reason: CancelReason::Expired
             }
+        );
+    }
+    fn levels(bids: &[(i64, u64)], asks: &[(i64, u64)]) -> Book {
+        let mut b = Book::new(10, 0, 0, ChecksumFormat::AS_WRITTEN);
+        crate::core::book::set_levels(&mut b, bids, asks);
+        b
+    }
+
+    fn sell_trade(price: i64, qty: u64) -> Trade {
+        Trade {
+            qty: Qty(qty),
+            ..trade(price)
+        }
+    }
+
+    fn cum(v: &PaperVenue) -> Vec<u64> {
+        v.events()
+            .iter()
+            .filter_map(|e| match e {
+                OrderEvent::Fill { cum_qty, .. } => Some(cum_qty.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn queue_model_fills_only_after_the_visible_queue_ahead_traded() {
+        // 30 lots bid at 95 ahead of our 10.
+        let b = levels(&[(95, 30)], &[(101, 5)]);
+        let mut cross = PaperVenue::new(Ppm(0), Ppm(0), 0);
+        let mut queue = PaperVenue::new(Ppm(0), Ppm(0), 0).with_model(FillModel::Queue, 0);
+        for v in [&mut cross, &mut queue] {
+            v.place(&order(1, Side::Buy, 95), &b, 0);
+            v.clear_events();
+            v.begin_tick();
+            v.on_trade(&sell_trade(95, 20), 1);
+        }
+        assert_eq!(cum(&cross), [10], "cross: a trade at our price fills us");
+        assert_eq!(
+            cum(&queue),
+            Vec::<u64>::new(),
+            "queue: 10 of 30 ahead still there"
+        );
+        queue.begin_tick();
+        queue.on_trade(&sell_trade(95, 14), 2);
+        assert_eq!(cum(&queue), [4], "the 10 ahead go first, 4 reach us");
+        queue.clear_events();
+        queue.begin_tick();
+        queue.on_trade(&sell_trade(95, 100), 3);
+        assert_eq!(cum(&queue), [10], "cumulative, never more than the order");
+        assert_eq!(queue.resting_count(), 0);
+    }
+
+    #[test]
+    fn queue_shrinks_when_the_level_falls_and_a_trade_through_fills_everything() {
+        let mut v = PaperVenue::new(Ppm(0), Ppm(0), 0).with_model(FillModel::Queue, 0);
+        v.place(
+            &order(1, Side::Buy, 95),
+            &levels(&[(95, 30)], &[(101, 5)]),
+            0,
+        );
+        v.clear_events();
+        // Cancellations ahead: the level shows 8 (ours is not visible in a paper book).
+        v.begin_tick();
+        v.on_book(&levels(&[(95, 8)], &[(101, 5)]), 1);
+        v.begin_tick();
+        v.on_trade(&sell_trade(95, 9), 2);
+        assert_eq!(cum(&v), [1]);
+        v.clear_events();
+        // A trade below our price went through the whole level, us included.
+        v.begin_tick();
+        v.on_trade(&sell_trade(94, 1), 3);
+        assert_eq!(cum(&v), [10]);
+    }
+
+    #[test]
+    fn with_order_latency_nothing_fills_before_the_order_arrives() {
+        let b = levels(&[(95, 30)], &[(101, 5)]);
+        let mut v = PaperVenue::new(Ppm(0), Ppm(0), 0).with_model(FillModel::Cross, 50 * MS);
+        v.place(&order(1, Side::Buy, 95), &b, 0);
+        v.clear_events();
+        v.begin_tick();
+        v.on_trade(&sell_trade(90, 1), 10 * MS);
+        assert!(v.events().is_empty(), "still on its way");
+        v.begin_tick();
+        v.on_book(&b, 50 * MS);
+        v.begin_tick();
+        v.on_trade(&sell_trade(90, 1), 60 * MS);
+        assert_eq!(cum(&v), [10]);
+        // A post-only order is checked when it arrives: the ask came down to it meanwhile.
+        v.clear_events();
+        v.place(&order(2, Side::Buy, 99), &b, 100 * MS);
+        v.clear_events();
+        v.on_book(&levels(&[(95, 30)], &[(99, 5)]), 150 * MS);
+        assert_eq!(
+            v.events(),
+            &[OrderEvent::Rejected {
+                cl_id: 2,
+                reason: RejectReason::PostOnly
+            }]
         );
     }
 }
