@@ -22,5 +22,6 @@ pub mod kraken;
 pub mod replay;
 pub mod side;
 pub mod sim;
+pub mod sweep;
 pub mod synth;
 pub mod verify;

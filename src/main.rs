@@ -94,6 +94,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Replay one recording under every combination of a grid of settings, in parallel, and
+    /// rank them by final PnL.
+    Sweep {
+        /// Config file (the base every combination changes).
+        #[arg(long, default_value = "config/wildbot.toml")]
+        config: PathBuf,
+        /// The recording.
+        #[arg(long)]
+        input: PathBuf,
+        /// One axis, `KEY=V1,V2,...` (repeatable; every combination runs).
+        #[arg(long, value_name = "KEY=V1,V2,...", required = true)]
+        grid: Vec<String>,
+        /// A fixed override for every run (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Print CSV instead of the table.
+        #[arg(long)]
+        csv: bool,
+        /// Parallel runs (default: every core).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
     /// Start the Kraken simulator on a free loopback port and run the bot against it.
     Demo {
         /// Config file (its ws_url is replaced by the simulator's).
@@ -203,6 +225,14 @@ fn main() -> ExitCode {
             set,
             json,
         } => replay(&config, &input, &set, json),
+        Command::Sweep {
+            config,
+            input,
+            grid,
+            set,
+            csv,
+            jobs,
+        } => sweep(&config, &input, &grid, &set, csv, jobs),
         Command::CheckConfig { file } => match Config::load(&file, &[]) {
             Ok(cfg) => {
                 println!("# {}: valid. Effective settings:", file.display());
@@ -330,6 +360,64 @@ fn replay(
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+fn sweep(
+    config: &std::path::Path,
+    input: &std::path::Path,
+    grid: &[String],
+    set: &[String],
+    csv: bool,
+    jobs: Option<usize>,
+) -> ExitCode {
+    use wildbot::sweep::{Axis, combinations};
+    let parsed = grid
+        .iter()
+        .map(|g| Axis::parse(g))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|axes| parse_overrides(set).map(|fixed| (axes, fixed)));
+    let (axes, fixed) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let data = match std::fs::read(input) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", input.display());
+            return ExitCode::from(2);
+        }
+    };
+    let combos = combinations(&axes);
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let started = std::time::Instant::now();
+    let rows = wildbot::sweep::sweep(&data, &combos, jobs, |combo| {
+        let mut o = fixed.clone();
+        o.extend(combo.iter().cloned());
+        Config::load(config, &o).map_err(|e| e.to_string())
+    });
+    match rows {
+        Ok(rows) => {
+            if csv {
+                print!("{}", wildbot::sweep::csv(&axes, &rows));
+            } else {
+                print!("{}", wildbot::sweep::table(&axes, &rows));
+            }
+            eprintln!(
+                "sweep: {} runs over {} in {:.2} s on {jobs} thread(s)",
+                rows.len(),
+                input.display(),
+                started.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

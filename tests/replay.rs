@@ -136,3 +136,64 @@ fn the_queue_model_fills_later_than_the_cross_model() {
     // Replay's default is the queue model.
     assert_eq!(json_of(&replay(sample, &near))["fill_model"], "queue");
 }
+
+#[test]
+fn a_two_by_two_sweep_prints_four_rows_best_first() {
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/sim-btcusd-seed7-60s.jsonl"
+    );
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/config/wildbot.toml");
+    let run = |csv: bool| {
+        let mut c = bin();
+        c.args(["sweep", "--config", cfg, "--input", sample])
+            .args([
+                "--grid",
+                "entry_offset_bps=5,20",
+                "--grid",
+                "exit_offset_bps=0.1,36",
+            ])
+            .args(["--set", "maker_fee_bps=0", "--set", "profit_bps=0"])
+            .args(["--set", "min_volatility_bps=0"]);
+        if csv {
+            c.arg("--csv");
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let table = run(false);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 5, "a header and 4 rows:\n{table}");
+    assert!(lines[0].contains("entry_offset_bps") && lines[0].contains("final_pnl"));
+    let csv = run(true);
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 4);
+    let pnl: Vec<f64> = rows.iter().map(|r| r[2].parse().unwrap()).collect();
+    assert!(
+        pnl.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by final PnL: {csv}"
+    );
+    let mut combos: Vec<(&str, &str)> = rows.iter().map(|r| (r[0], r[1])).collect();
+    combos.sort_unstable();
+    assert_eq!(
+        combos,
+        [("20", "0.1"), ("20", "36"), ("5", "0.1"), ("5", "36")]
+    );
+    // An impossible value is refused before anything runs, naming the key.
+    let bad = bin()
+        .args(["sweep", "--config", cfg, "--input", sample])
+        .args(["--grid", "book_depth=10,11"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("book_depth"));
+}
