@@ -147,6 +147,8 @@ pub struct Config {
     pub fill_model: Option<crate::core::paper::FillModel>,
     /// Paper orders reach the (simulated) venue this long after they are placed.
     pub order_latency_ms: u64,
+    /// Extra market-data delay to simulate: the feed shows the market this much later.
+    pub feed_latency_ms: u64,
     // Live operation.
     pub rest_min_interval_ms: u64,
     pub fill_poll_s: u64,
@@ -212,6 +214,7 @@ impl Default for Config {
             starting_capital: dec("10000"),
             fill_model: None,
             order_latency_ms: 0,
+            feed_latency_ms: 0,
             rest_min_interval_ms: 1000,
             fill_poll_s: 5,
             balance_refresh_s: 300,
@@ -328,11 +331,13 @@ impl Config {
                 "must be longer than deadman_refresh_s, or Kraken cancels between two refreshes",
             ));
         }
-        if self.order_latency_ms > 60_000 {
-            return Err(invalid(
-                "order_latency_ms",
-                "must be at most 60000 (one minute)",
-            ));
+        for (key, v) in [
+            ("order_latency_ms", self.order_latency_ms),
+            ("feed_latency_ms", self.feed_latency_ms),
+        ] {
+            if v > 60_000 {
+                return Err(invalid(key, "must be at most 60000 (one minute)"));
+            }
         }
         if self.rest_timeout_ms < 100 {
             return Err(invalid("rest_timeout_ms", "must be at least 100"));

@@ -197,3 +197,27 @@ fn a_two_by_two_sweep_prints_four_rows_best_first() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("book_depth"));
 }
+
+#[test]
+fn order_and_feed_latency_delay_the_first_fill() {
+    let sample = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/sim-btcusd-seed7-60s.jsonl"
+    ));
+    let first = |extra: &[&str]| {
+        let mut args = vec!["--set", "fill_model=cross", "--set", "min_volatility_bps=0"];
+        args.extend(extra);
+        json_of(&replay(sample, &args))["first_fill_s"]
+            .as_f64()
+            .unwrap()
+    };
+    let none = first(&[]);
+    let order = first(&["--set", "order_latency_ms=300"]);
+    let both = first(&[
+        "--set",
+        "order_latency_ms=300",
+        "--set",
+        "feed_latency_ms=700",
+    ]);
+    assert!(none < order && order <= both, "{none} {order} {both}");
+}

@@ -145,7 +145,10 @@ impl Core {
                 PaperVenue::new(params.maker_fee, params.taker_fee, params.fill_cooldown_ns)
                     .with_model(
                         config.fill_model.unwrap_or(FillModel::Cross),
-                        config.order_latency_ms as Nanos * MS,
+                        // Frames show the market `feed_latency` late: an order reaching the
+                        // exchange `order_latency` after it was sent meets the market that
+                        // frames show `order_latency + feed_latency` after it was sent.
+                        (config.order_latency_ms + config.feed_latency_ms) as Nanos * MS,
                     )
             }),
             stats: Stats::default(),
