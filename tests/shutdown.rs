@@ -82,3 +82,22 @@ fn a_second_signal_exits_at_once() {
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert_eq!(code, Some(130), "{stderr}");
 }
+
+#[test]
+fn with_no_subcommand_it_runs_the_demo_until_ctrl_c() {
+    // `cargo run --release`: simulator, live demo, dashboard on 127.0.0.1:8080.
+    let mut c = bin();
+    c.args(["--help"]);
+    let help = c.output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("runs the demo"));
+    let bot = Bot::spawn(bin());
+    assert_eq!(bot.url, "http://127.0.0.1:8080");
+    common::status_until(&bot.url, Duration::from_secs(20), |s| {
+        s["live_mode"] == true
+    });
+    bot.signal("INT");
+    let (code, stdout, stderr) = bot.wait(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("session  LIVE") && stdout.contains("frame -> core done"));
+    assert!(stderr.contains("the simulator has 0 open order(s) after shutdown"));
+}
