@@ -270,6 +270,14 @@ impl PaperVenue {
     /// A public trade: resting orders it reaches fill.
     pub fn on_trade(&mut self, t: &Trade, now: Nanos) {
         let queue = self.model == FillModel::Queue;
+        if !queue {
+            // The cross model keeps no queue: the first order the trade reaches fills.
+            self.fill_first_where(now, |r| match r.side {
+                Side::Buy => t.price <= r.price,
+                Side::Sell => t.price >= r.price,
+            });
+            return;
+        }
         let mut reach = [Qty(0); MAX_ORDERS];
         for (i, slot) in self.resting.iter_mut().enumerate() {
             let Some(r) = slot else { continue };
@@ -295,11 +303,20 @@ impl PaperVenue {
     /// A book change: orders reach the venue, queues shorten, and resting orders the opposite
     /// touch has crossed fill.
     pub fn on_book(&mut self, book: &Book, now: Nanos) {
-        self.arrive(book, now);
+        if self.latency_ns > 0 {
+            self.arrive(book, now);
+        }
         let (bid, ask) = (
             book.best_bid().map(|l| l.price),
             book.best_ask().map(|l| l.price),
         );
+        if self.model == FillModel::Cross {
+            self.fill_first_where(now, |r| match r.side {
+                Side::Buy => ask.is_some_and(|a| a <= r.price),
+                Side::Sell => bid.is_some_and(|b| b >= r.price),
+            });
+            return;
+        }
         let mut reach = [Qty(0); MAX_ORDERS];
         for (i, slot) in self.resting.iter_mut().enumerate() {
             let Some(r) = slot else { continue };
@@ -315,6 +332,30 @@ impl PaperVenue {
             }
         }
         self.fill_first(now, &reach);
+    }
+
+    /// Cross model: fills the oldest (lowest id) order at the venue that `reached` accepts,
+    /// completely, if a fill is allowed now.
+    fn fill_first_where(&mut self, now: Nanos, reached: impl Fn(&Resting) -> bool) {
+        if !self.may_fill(now) {
+            return;
+        }
+        let pick = self
+            .resting
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                r.filter(|r| r.ahead.is_some() && reached(r))
+                    .map(|r| (r.cl_id, i))
+            })
+            .min();
+        let mut reach = [Qty(0); MAX_ORDERS];
+        if let Some((_, i)) = pick
+            && let Some(r) = self.resting[i]
+        {
+            reach[i] = r.remaining();
+            self.fill_first(now, &reach);
+        }
     }
 
     /// Fills the oldest (lowest id) resting order with something in `reach`, by that much,
