@@ -293,6 +293,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// Says what is wrong with the command line or its files; exit code 2.
+fn usage_error(e: &str) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(2)
+}
+
 /// `KEY=VALUE` pairs.
 fn parse_overrides(set: &[String]) -> Result<Vec<(String, String)>, String> {
     set.iter()
@@ -315,17 +321,11 @@ fn replay(
         .and_then(|o| Config::load(config, &o).map_err(|e| e.to_string()))
     {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(&e),
     };
     let data = match std::fs::read(input) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", input.display());
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(&format!("cannot read {}: {e}", input.display())),
     };
     let tty = std::io::stderr().is_terminal();
     let mut shown = 0;
@@ -380,17 +380,11 @@ fn sweep(
         .and_then(|axes| parse_overrides(set).map(|fixed| (axes, fixed)));
     let (axes, fixed) = match parsed {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(&e),
     };
     let data = match std::fs::read(input) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", input.display());
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(&format!("cannot read {}: {e}", input.display())),
     };
     let combos = combinations(&axes);
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
@@ -687,8 +681,8 @@ fn final_alert(s: &wildbot::feed::Summary) -> String {
         "Session ended after {:.0} s: {} orders, {} fills, position {:.8}, realised {:.2}, \
          fees {:.2}, equity {:.2}{}",
         s.duration_s,
-        s.orders_placed,
-        s.fills,
+        s.counters.orders_placed,
+        s.counters.fills,
         s.position,
         s.realized_pnl,
         s.fees_paid,
@@ -715,19 +709,19 @@ fn render_summary(s: &wildbot::feed::Summary) -> String {
         s.mode.to_uppercase(),
         s.duration_s,
         s.state,
-        s.frames,
-        s.book_messages,
-        s.snapshots,
-        s.checksums_ok,
-        s.checksum_mismatches,
-        s.parse_errors,
-        s.connects,
-        s.reconnects,
-        s.watchdog_timeouts,
-        s.resubscribes,
-        s.orders_placed,
-        s.orders_cancelled,
-        s.fills,
+        s.counters.frames,
+        s.counters.book_messages,
+        s.counters.snapshots,
+        s.counters.checksums_ok,
+        s.counters.checksum_mismatches,
+        s.counters.parse_errors,
+        s.counters.connects,
+        s.counters.reconnects,
+        s.counters.watchdog_timeouts,
+        s.counters.resubscribes,
+        s.counters.orders_placed,
+        s.counters.orders_cancelled,
+        s.counters.fills,
         s.position,
         s.realized_pnl,
         s.unrealized_pnl,

@@ -6,21 +6,8 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Bot, bin, get, status_until};
+use common::{Bot, bin, demo, get, status_until};
 use wildbot::sim::{SimConfig, Simulator};
-
-fn demo(extra: &[&str]) -> Bot {
-    let mut c = bin();
-    c.args([
-        "demo",
-        "--log-level",
-        "info",
-        "--set",
-        "dashboard_bind=127.0.0.1:0",
-    ]);
-    c.args(extra);
-    Bot::spawn(c)
-}
 
 #[test]
 fn dashboard_serves_status_health_metrics_and_page_then_sigint_shuts_down_cleanly() {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Bot, bin, get, status_until};
+use common::{get, status_until};
 
 fn chromium() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("CHROMIUM") {
@@ -98,15 +98,7 @@ fn the_page_shows_what_the_api_reports_and_the_screenshot_tool_writes_a_png() {
         eprintln!("SKIPPED: no Chromium (apt-get install chromium, or set CHROMIUM)");
         return;
     };
-    let mut c = bin();
-    c.args([
-        "demo",
-        "--log-level",
-        "info",
-        "--set",
-        "dashboard_bind=127.0.0.1:0",
-    ]);
-    let bot = Bot::spawn(c);
+    let bot = common::demo(&[]);
     status_until(&bot.url, Duration::from_secs(40), |s| {
         s["counters"]["fills"].as_u64().unwrap_or(0) > 0 && s["feed"] == "fresh"
     });

@@ -1,18 +1,14 @@
 //! The dead man's switch: kill the real `wildbot` binary while it has an order resting on the
 //! simulated exchange; the exchange cancels it when the timer runs out.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use wildbot::sim::rest::{DEMO_KEY, DEMO_SECRET, RestSim};
 use wildbot::sim::{SimConfig, Simulator};
 
-fn open_orders(rest: &RestSim) -> usize {
-    rest.exchange()
-        .orders
-        .values()
-        .filter(|o| o.status == "open")
-        .count()
-}
+use common::open_orders;
 
 #[test]
 fn a_killed_bot_leaves_no_order_behind() {

@@ -58,12 +58,22 @@ fn snapshot_then_updates_keep_the_book_identical_to_the_simulators() {
     let s = run_against(&sim, &cfg, 3.0, |_| {});
     assert!(s.pinned, "pinned to core 0");
     // Every book message carries the simulator's CRC32 of its own book: all matched.
-    assert!(s.book_messages > 300, "{s:?}");
-    assert_eq!(s.checksums_ok, s.book_messages, "{s:?}");
-    assert_eq!((s.checksum_mismatches, s.parse_errors), (0, 0));
-    assert_eq!((s.snapshots, s.connects, s.reconnects), (1, 1, 0));
+    assert!(s.counters.book_messages > 300, "{s:?}");
+    assert_eq!(s.counters.checksums_ok, s.counters.book_messages, "{s:?}");
+    assert_eq!(
+        (s.counters.checksum_mismatches, s.counters.parse_errors),
+        (0, 0)
+    );
+    assert_eq!(
+        (
+            s.counters.snapshots,
+            s.counters.connects,
+            s.counters.reconnects
+        ),
+        (1, 1, 0)
+    );
     assert!(s.pongs >= 5 && s.heartbeats >= 2, "{s:?}");
-    assert!(s.ticks > 0);
+    assert!(s.counters.ticks > 0);
 }
 
 #[test]
@@ -77,15 +87,19 @@ fn wss_with_a_certificate_generated_now() {
     cfg.ws_ca_file = Some(dir.display().to_string());
     let s = run_against(&sim, &cfg, 3.0, |_| {});
     std::fs::remove_file(&dir).unwrap();
-    assert!(s.book_messages > 300, "{s:?}");
-    assert_eq!(s.checksums_ok, s.book_messages);
-    assert_eq!(s.checksum_mismatches, 0);
+    assert!(s.counters.book_messages > 300, "{s:?}");
+    assert_eq!(s.counters.checksums_ok, s.counters.book_messages);
+    assert_eq!(s.counters.checksum_mismatches, 0);
 
     // Without trusting the certificate, the connection is refused and retried, never used.
     let sim = start(Some(SimTls::generate().unwrap()));
     let s = run_against(&sim, &config(&sim.url()), 1.5, |_| {});
-    assert_eq!((s.connects, s.book_messages), (0, 0), "{s:?}");
-    assert!(s.reconnects >= 1);
+    assert_eq!(
+        (s.counters.connects, s.counters.book_messages),
+        (0, 0),
+        "{s:?}"
+    );
+    assert!(s.counters.reconnects >= 1);
 }
 
 #[test]
@@ -95,13 +109,16 @@ fn dropped_connection_reconnects_resubscribes_and_never_quotes_from_the_stale_bo
         sleep(1.5);
         f.drop_connections();
     });
-    assert_eq!(s.connects, 2, "{s:?}");
-    assert!(s.reconnects >= 1);
-    assert_eq!(s.snapshots, 2, "a fresh snapshot after the reconnect");
+    assert_eq!(s.counters.connects, 2, "{s:?}");
+    assert!(s.counters.reconnects >= 1);
+    assert_eq!(
+        s.counters.snapshots, 2,
+        "a fresh snapshot after the reconnect"
+    );
     assert_eq!(sim.stats().book_subscriptions.load(Ordering::SeqCst), 2);
-    assert_eq!(s.quotes_while_stale, 0);
-    assert_eq!(s.checksum_mismatches, 0);
-    assert_eq!(s.checksums_ok, s.book_messages);
+    assert_eq!(s.counters.quotes_while_stale, 0);
+    assert_eq!(s.counters.checksum_mismatches, 0);
+    assert_eq!(s.counters.checksums_ok, s.counters.book_messages);
 }
 
 #[test]
@@ -111,12 +128,12 @@ fn corrupted_checksum_leads_to_a_resync() {
         sleep(1.0);
         f.bad_checksums.store(1, Ordering::SeqCst);
     });
-    assert_eq!(s.checksum_mismatches, 1, "{s:?}");
-    assert_eq!(s.resubscribes, 1);
-    assert_eq!(s.snapshots, 2);
+    assert_eq!(s.counters.checksum_mismatches, 1, "{s:?}");
+    assert_eq!(s.counters.resubscribes, 1);
+    assert_eq!(s.counters.snapshots, 2);
     assert_eq!(sim.stats().book_unsubscriptions.load(Ordering::SeqCst), 1);
-    assert_eq!(s.quotes_while_stale, 0);
-    assert_eq!(s.reconnects, 0, "a resync is not a reconnect");
+    assert_eq!(s.counters.quotes_while_stale, 0);
+    assert_eq!(s.counters.reconnects, 0, "a resync is not a reconnect");
 }
 
 #[test]
@@ -129,11 +146,11 @@ fn malformed_frames_are_counted_and_skipped_while_the_feed_goes_on() {
         f.malformed.store(3, Ordering::SeqCst);
     });
     assert!(!s.pinned);
-    assert_eq!(s.parse_errors, 3, "{s:?}");
-    assert_eq!(s.checksum_mismatches, 0);
-    assert_eq!(s.checksums_ok, s.book_messages);
-    assert_eq!((s.snapshots, s.reconnects), (1, 0));
-    assert!(s.book_messages > 300);
+    assert_eq!(s.counters.parse_errors, 3, "{s:?}");
+    assert_eq!(s.counters.checksum_mismatches, 0);
+    assert_eq!(s.counters.checksums_ok, s.counters.book_messages);
+    assert_eq!((s.counters.snapshots, s.counters.reconnects), (1, 0));
+    assert!(s.counters.book_messages > 300);
 }
 
 #[test]
@@ -145,11 +162,14 @@ fn a_silent_server_trips_the_watchdog() {
         sleep(1.6);
         f.silent.store(false, Ordering::SeqCst);
     });
-    assert!(s.watchdog_timeouts >= 1, "{s:?}");
-    assert!(s.reconnects >= 1);
-    assert!(s.connects >= 2, "reconnected once the server spoke again");
-    assert!(s.snapshots >= 2);
-    assert_eq!(s.quotes_while_stale, 0);
+    assert!(s.counters.watchdog_timeouts >= 1, "{s:?}");
+    assert!(s.counters.reconnects >= 1);
+    assert!(
+        s.counters.connects >= 2,
+        "reconnected once the server spoke again"
+    );
+    assert!(s.counters.snapshots >= 2);
+    assert_eq!(s.counters.quotes_while_stale, 0);
 }
 
 #[test]
@@ -157,9 +177,9 @@ fn frames_split_across_tcp_writes_parse() {
     let sim = start(None);
     sim.faults().split_frames.store(true, Ordering::SeqCst);
     let s = run_against(&sim, &config(&sim.url()), 3.0, |_| {});
-    assert!(s.book_messages > 10, "{s:?}");
-    assert_eq!(s.checksums_ok, s.book_messages);
-    assert_eq!(s.parse_errors, 0);
+    assert!(s.counters.book_messages > 10, "{s:?}");
+    assert_eq!(s.counters.checksums_ok, s.counters.book_messages);
+    assert_eq!(s.counters.parse_errors, 0);
 }
 
 #[test]
@@ -174,10 +194,13 @@ fn a_rejected_subscription_is_retried_with_backoff() {
         f.reject_subscriptions.store(false, Ordering::SeqCst);
     });
     assert!(s.subscribe_errors >= 3, "{s:?}");
-    assert_eq!(s.snapshots, 1, "subscribed once the server accepted: {s:?}");
-    assert!(s.book_messages > 50, "{s:?}");
     assert_eq!(
-        s.connects, 1,
+        s.counters.snapshots, 1,
+        "subscribed once the server accepted: {s:?}"
+    );
+    assert!(s.counters.book_messages > 50, "{s:?}");
+    assert_eq!(
+        s.counters.connects, 1,
         "a refused subscription is not a reason to reconnect"
     );
 }
@@ -208,7 +231,7 @@ fn live_mode_falls_back_to_paper_when_the_api_is_down_at_start() {
     notify.join().unwrap();
     assert_eq!(s.mode, "paper");
     assert!(s.live_fallback);
-    assert!(s.book_messages > 100, "the feed still runs: {s:?}");
+    assert!(s.counters.book_messages > 100, "the feed still runs: {s:?}");
 }
 
 #[test]
@@ -216,8 +239,8 @@ fn every_stage_is_timed_unless_stage_timing_is_off() {
     let sim = start(None);
     let cfg = config(&sim.url());
     let on = run_against(&sim, &cfg, 1.5, |_| {});
-    assert!(on.frame_to_parsed.count > 0 && on.frame_to_parsed.count <= on.frames);
-    assert!(on.book_apply.count > 0 && on.book_apply.count <= on.book_messages);
+    assert!(on.frame_to_parsed.count > 0 && on.frame_to_parsed.count <= on.counters.frames);
+    assert!(on.book_apply.count > 0 && on.book_apply.count <= on.counters.book_messages);
     assert!(on.strategy.count > 0);
     let r = on.book_apply;
     assert!(r.p50_ns <= r.p90_ns && r.p90_ns <= r.p99_ns && r.p999_ns <= r.max_ns);
@@ -235,7 +258,7 @@ fn every_stage_is_timed_unless_stage_timing_is_off() {
         0
     );
     assert_eq!(
-        off.frame_to_done.count, off.frames,
+        off.frame_to_done.count, off.counters.frames,
         "every frame still timed end to end"
     );
 }

@@ -6,17 +6,9 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{Bot, bin};
+use common::{Bot, bin, open_orders};
 use wildbot::sim::rest::{DEMO_KEY, DEMO_SECRET, RestSim};
 use wildbot::sim::{SimConfig, Simulator};
-
-fn open_orders(rest: &RestSim) -> usize {
-    rest.exchange()
-        .orders
-        .values()
-        .filter(|o| o.status == "open")
-        .count()
-}
 
 fn live_bot(ws: &Simulator, rest: &RestSim, name: &str) -> Bot {
     let cfg = std::env::temp_dir().join(format!("wildbot-{name}-{}.toml", std::process::id()));

@@ -373,19 +373,11 @@ fn a_slow_server_never_holds_up_the_notifier_and_exit_is_bounded() {
 #[test]
 fn the_binary_reports_live_activation_and_its_final_summary() {
     let tg = FakeTelegram::start(&[]);
-    let mut c = common::bin();
-    c.args([
-        "demo",
-        "--log-level",
-        "info",
-        "--set",
-        "dashboard_bind=127.0.0.1:0",
-        "--set",
-    ])
-    .arg(format!("telegram_api_url={}", tg.url))
-    .env("TELEGRAM_BOT_TOKEN", TOKEN)
-    .env("TELEGRAM_CHAT_ID", "42");
-    let bot = common::Bot::spawn(c);
+    let api = format!("telegram_api_url={}", tg.url);
+    let bot = common::demo_with_env(
+        &["--set", &api],
+        &[("TELEGRAM_BOT_TOKEN", TOKEN), ("TELEGRAM_CHAT_ID", "42")],
+    );
     tg.wait_for(Duration::from_secs(10), |t| {
         t.iter().any(|m| m.contains("LIVE trading activated"))
     });

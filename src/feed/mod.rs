@@ -87,32 +87,11 @@ pub struct Summary {
     pub mode: &'static str,
     /// Wall time of the run in seconds.
     pub duration_s: f64,
-    /// Text frames received.
-    pub frames: u64,
-    /// Strategy evaluations.
-    pub ticks: u64,
-    /// Book messages.
-    pub book_messages: u64,
-    /// Book snapshots applied.
-    pub snapshots: u64,
-    /// Book messages whose checksum matched.
-    pub checksums_ok: u64,
-    /// Checksum mismatches.
-    pub checksum_mismatches: u64,
-    /// Crossed books.
-    pub crossed_books: u64,
-    /// Book resubscriptions sent.
-    pub resubscribes: u64,
-    /// Malformed frames (counted and skipped).
-    pub parse_errors: u64,
+    /// Feed and core counters (their fields appear at the top level of the JSON).
+    #[serde(flatten)]
+    pub counters: StatusCounters,
     /// Book updates ignored while waiting for a snapshot.
     pub updates_ignored: u64,
-    /// Successful connections.
-    pub connects: u64,
-    /// Connections lost (each followed by a reconnect attempt).
-    pub reconnects: u64,
-    /// Watchdog expiries (no frame, or no pong, for `feed_timeout_ms`).
-    pub watchdog_timeouts: u64,
     /// Subscription errors from Kraken.
     pub subscribe_errors: u64,
     /// Pings sent / pongs received.
@@ -121,12 +100,6 @@ pub struct Summary {
     pub pongs: u64,
     /// Heartbeats received.
     pub heartbeats: u64,
-    /// Orders placed.
-    pub orders_placed: u64,
-    /// Orders cancelled.
-    pub orders_cancelled: u64,
-    /// Fills booked.
-    pub fills: u64,
     /// Position in base units.
     pub position: f64,
     /// Realised PnL (quote currency).
@@ -137,12 +110,6 @@ pub struct Summary {
     pub equity: f64,
     /// Fees paid.
     pub fees_paid: f64,
-    /// Orders sent while the feed was waiting for a fresh snapshot (must be 0).
-    pub quotes_while_stale: u64,
-    /// Notices dropped because the notice channel was full.
-    pub notices_dropped: u64,
-    /// Frames the recorder could not take.
-    pub recorder_dropped: u64,
     /// Frames written by the recorder.
     pub frames_recorded: u64,
     /// Frame received → decoded.
@@ -159,8 +126,6 @@ pub struct Summary {
     pub rest_round_trip: std::collections::BTreeMap<String, LatencyRow>,
     /// Requotes sent as AmendOrder (live mode).
     pub amends: u64,
-    /// Order intents the worker channel could not take (must be 0).
-    pub execution_faults: u64,
     /// Whether the final cancel-all was confirmed by the exchange (live mode).
     pub shutdown_cancel_confirmed: bool,
     /// Live mode was asked for but the API could not be reached: running paper instead.
@@ -714,12 +679,40 @@ impl Feed<'_> {
         self.out.clear();
     }
 
+    /// The feed thread's and the core's counters, for the dashboard and the summary.
+    fn counters(&self, status_dropped: u64) -> StatusCounters {
+        let st = self.core.stats();
+        StatusCounters {
+            frames: st.frames,
+            ticks: st.ticks,
+            book_messages: st.book_msgs,
+            snapshots: st.snapshots,
+            checksums_ok: st.checksum_ok,
+            checksum_mismatches: st.checksum_mismatch,
+            crossed_books: st.crossed,
+            parse_errors: st.parse_errors_total(),
+            trades: st.trades,
+            connects: self.s.connects,
+            reconnects: self.s.reconnects,
+            watchdog_timeouts: self.s.watchdog,
+            resubscribes: self.s.resubscribes,
+            orders_placed: self.s.orders_placed,
+            orders_cancelled: self.s.orders_cancelled,
+            fills: st.fills,
+            execution_faults: self.s.execution_faults,
+            quotes_while_stale: self.s.quotes_while_stale,
+            notices_dropped: self.notifier.dropped(),
+            status_dropped,
+            recorder_dropped: self.recorder.as_ref().map_or(0, Recorder::dropped),
+        }
+    }
+
     /// The dashboard's snapshot (the core asks for one at most every 250 ms). Copies numbers
     /// into a fixed-size value: nothing here allocates.
     fn publish_status(&mut self, now: Nanos) {
         let Some(link) = self.status else { return };
         let core = &self.core;
-        let (st, a, sig) = (core.stats(), core.account(), core.signals());
+        let (a, sig) = (core.account(), core.signals());
         let mut orders = [None; crate::core::orders::MAX_ORDERS];
         for (slot, o) in orders.iter_mut().zip(core.orders().live()) {
             *slot = Some(OrderView {
@@ -769,29 +762,7 @@ impl Feed<'_> {
             losses: a.losses,
             orders,
             trades,
-            counters: StatusCounters {
-                frames: st.frames,
-                ticks: st.ticks,
-                book_messages: st.book_msgs,
-                snapshots: st.snapshots,
-                checksums_ok: st.checksum_ok,
-                checksum_mismatches: st.checksum_mismatch,
-                crossed_books: st.crossed,
-                parse_errors: st.parse_errors_total(),
-                trades: st.trades,
-                connects: self.s.connects,
-                reconnects: self.s.reconnects,
-                watchdog_timeouts: self.s.watchdog,
-                resubscribes: self.s.resubscribes,
-                orders_placed: self.s.orders_placed,
-                orders_cancelled: self.s.orders_cancelled,
-                fills: st.fills,
-                execution_faults: self.s.execution_faults,
-                quotes_while_stale: self.s.quotes_while_stale,
-                notices_dropped: self.notifier.dropped(),
-                status_dropped: link.dropped(),
-                recorder_dropped: self.recorder.as_ref().map_or(0, Recorder::dropped),
-            },
+            counters: self.counters(link.dropped()),
             pause_counts: *core.pause_counts(),
         };
         link.publish(&snap);
@@ -1006,18 +977,14 @@ impl Feed<'_> {
             }
             r
         });
-        let (frames_recorded, recorder_dropped) = match self.recorder.take() {
-            Some(r) => {
-                let dropped = r.dropped();
-                match r.finish() {
-                    Ok(n) => (n, dropped),
-                    Err(e) => {
-                        log::error!("{e}");
-                        (0, dropped)
-                    }
-                }
+        let counters = self.counters(self.status.map_or(0, StatusLink::dropped));
+        let frames_recorded = match self.recorder.take().map(Recorder::finish) {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                log::error!("{e}");
+                0
             }
-            None => (0, 0),
+            None => 0,
         };
         let st = *self.core.stats();
         let a = self.core.account();
@@ -1032,34 +999,17 @@ impl Feed<'_> {
                 "live"
             },
             duration_s: (now - self.clock.epoch) as f64 / 1e9,
-            frames: st.frames,
-            ticks: st.ticks,
-            book_messages: st.book_msgs,
-            snapshots: st.snapshots,
-            checksums_ok: st.checksum_ok,
-            checksum_mismatches: st.checksum_mismatch,
-            crossed_books: st.crossed,
-            resubscribes: self.s.resubscribes,
-            parse_errors: st.parse_errors_total(),
+            counters,
             updates_ignored: st.updates_ignored,
-            connects: self.s.connects,
-            reconnects: self.s.reconnects,
-            watchdog_timeouts: self.s.watchdog,
             subscribe_errors: self.s.subscribe_errors,
             pings: self.s.pings,
             pongs: st.pongs,
             heartbeats: st.heartbeats,
-            orders_placed: self.s.orders_placed,
-            orders_cancelled: self.s.orders_cancelled,
-            fills: st.fills,
             position: a.position as f64 / 10f64.powi(i32::from(p.qty)),
             realized_pnl: cash(a.realised),
             unrealized_pnl: unrealised,
             equity: cash(a.equity),
             fees_paid: cash(a.fees),
-            quotes_while_stale: self.s.quotes_while_stale,
-            notices_dropped: self.notifier.dropped(),
-            recorder_dropped,
             frames_recorded,
             frame_to_parsed: LatencyRow::of(&self.out.total.parse),
             book_apply: LatencyRow::of(&self.out.total.book),
@@ -1079,7 +1029,6 @@ impl Feed<'_> {
                 })
                 .unwrap_or_default(),
             amends: report.as_ref().map_or(0, |r| r.amends),
-            execution_faults: self.s.execution_faults,
             shutdown_cancel_confirmed: report.as_ref().is_some_and(|r| r.shutdown_cancel_confirmed),
             live_fallback: self.live_fallback,
             frame_to_done: LatencyRow::of(&self.out.total.frame_to_done),

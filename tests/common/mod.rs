@@ -14,6 +14,35 @@ pub fn bin() -> Command {
     c
 }
 
+/// `wildbot demo` with the dashboard on a free port, info logging, and `extra` arguments.
+pub fn demo(extra: &[&str]) -> Bot {
+    demo_with_env(extra, &[])
+}
+
+/// [`demo`] with environment variables for the child.
+pub fn demo_with_env(extra: &[&str], env: &[(&str, &str)]) -> Bot {
+    let mut c = bin();
+    c.args([
+        "demo",
+        "--log-level",
+        "info",
+        "--set",
+        "dashboard_bind=127.0.0.1:0",
+    ]);
+    c.args(extra);
+    c.envs(env.iter().copied());
+    Bot::spawn(c)
+}
+
+/// Orders the simulated exchange has open.
+pub fn open_orders(rest: &wildbot::sim::rest::RestSim) -> usize {
+    rest.exchange()
+        .orders
+        .values()
+        .filter(|o| o.status == "open")
+        .count()
+}
+
 /// A running bot whose stderr is collected and whose dashboard URL is known.
 pub struct Bot {
     pub child: Child,
