@@ -747,13 +747,21 @@ fn latency_table(s: &wildbot::feed::Summary) -> String {
             rows.push((format!("REST {name}"), *r));
         }
     }
+    let w = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(22);
     let mut out = format!(
-        "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
-        "latency", "count", "p50", "p90", "p99", "p99.9", "max"
+        "{:<w$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        "latency",
+        "count",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+        w = w + 2
     );
     for (name, r) in rows {
         out.push_str(&format!(
-            "  {name:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+            "  {name:<w$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
             r.count,
             fmt_ns(r.p50_ns),
             fmt_ns(r.p90_ns),
@@ -766,7 +774,9 @@ fn latency_table(s: &wildbot::feed::Summary) -> String {
 }
 
 fn fmt_ns(ns: u64) -> String {
-    if ns >= 1_000_000 {
+    if ns >= 1_000_000_000 {
+        format!("{:.2} s", ns as f64 / 1e9)
+    } else if ns >= 1_000_000 {
         format!("{:.2} ms", ns as f64 / 1e6)
     } else if ns >= 1_000 {
         format!("{:.1} µs", ns as f64 / 1e3)
