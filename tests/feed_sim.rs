@@ -262,3 +262,17 @@ fn every_stage_is_timed_unless_stage_timing_is_off() {
         "every frame still timed end to end"
     );
 }
+
+#[test]
+fn an_oversized_message_ends_the_connection_and_the_feed_recovers() {
+    let sim = start(None);
+    let s = run_against(&sim, &config(&sim.url()), 4.0, |f| {
+        sleep(1.0);
+        f.oversized.store(1, Ordering::SeqCst);
+    });
+    assert!(s.counters.reconnects >= 1, "{s:?}");
+    assert!(s.counters.connects >= 2, "reconnected: {s:?}");
+    assert!(s.counters.snapshots >= 2, "a fresh book after it: {s:?}");
+    assert_eq!(s.counters.checksum_mismatches, 0);
+    assert_eq!(s.counters.quotes_while_stale, 0);
+}

@@ -18,6 +18,9 @@ use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::http::Uri;
 use tungstenite::{Message, WebSocket};
 
+/// Largest WebSocket message (and frame) accepted from the exchange, bytes.
+pub const MAX_MESSAGE: usize = 1 << 20;
+
 /// Plain TCP for `ws://`, TLS for `wss://`.
 #[derive(Debug)]
 pub enum Stream {
@@ -251,7 +254,13 @@ impl Connection {
             .as_str()
             .into_client_request()
             .map_err(|e| WsError::Ws(e.to_string()))?;
-        match tungstenite::client::client(request, stream) {
+        // Bound what one message may make us buffer: Kraken's largest (a depth-1000 book
+        // snapshot) is about 100 kB; a hostile or broken peer's megabytes end the connection
+        // (a reconnect and a fresh snapshot) instead of growing memory.
+        let config = tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE));
+        match tungstenite::client::client_with_config(request, stream, Some(config)) {
             Ok((ws, _)) => Ok(Phase::Open(Box::new(ws))),
             Err(HandshakeError::Interrupted(mid)) => Ok(Phase::Ws(mid)),
             Err(HandshakeError::Failure(e)) => Err(WsError::Ws(e.to_string())),

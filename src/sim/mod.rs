@@ -109,6 +109,8 @@ pub struct Faults {
     pub reject_subscriptions: AtomicBool,
     /// Write frames a few bytes per TCP write.
     pub split_frames: AtomicBool,
+    /// Send this many oversized (2 MiB) text frames next.
+    pub oversized: AtomicU32,
 }
 
 impl Faults {
@@ -592,6 +594,11 @@ impl Session {
             // Cut mid-way: not JSON. The real update is still sent after it, so the book
             // stays in step with ours.
             self.send(&frame[..frame.len() / 2])?;
+        }
+        if take_one(&faults.oversized) {
+            // Valid JSON, far beyond any real message: the client must refuse it, not buffer it.
+            let pad = "x".repeat(2 << 20);
+            self.send(&format!(r#"{{"channel":"heartbeat","pad":"{pad}"}}"#))?;
         }
         stats.book_frames.fetch_add(1, Ordering::Relaxed);
         if take_one(&faults.bad_checksums) {
