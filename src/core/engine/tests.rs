@@ -462,3 +462,81 @@ fn paper_session_keeps_the_books_consistent() {
     }
     assert_eq!(a.round_trips, a.wins + a.losses);
 }
+
+/// Frames a hostile or broken peer could send: each is counted and skipped (another symbol's
+/// data is ignored), nothing panics, and the book is untouched: every valid update after them
+/// still matches Kraken's checksum.
+#[test]
+fn hostile_frames_are_skipped_without_touching_the_book() {
+    let frames = crate::bench::frames(600, 5);
+    let mut r = Run::new(&cfg(""));
+    for (t, f) in &frames[..300] {
+        r.frame(*t, f);
+    }
+    assert!(r.core.book().is_valid());
+    let book = |bids: &str| {
+        format!(
+            r#"{{"channel":"book","type":"update","data":[{{"symbol":"BTC/USD","bids":[{bids}],"asks":[],"checksum":1}}]}}"#
+        )
+    };
+    let deep = format!(
+        r#"{{"channel":"book","type":"update","data":{}{}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let huge = book(
+        &(0..20_000)
+            .map(|i| format!(r#"{{"price":{}.0,"qty":1.0}}"#, 50_000 + i))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    assert!(huge.len() > 500_000);
+    let valid = &frames[300].1;
+    let errors: Vec<Vec<u8>> = vec![
+        valid.as_bytes()[..valid.len() / 2].to_vec(), // truncated
+        book(r#"{"price":"abc","qty":1.0}"#).into_bytes(), // not a number
+        book(r#"{"price":1e400,"qty":1.0}"#).into_bytes(), // out of range
+        book(r#"{"price":60000.0,"qty":123456789012345678901234567890}"#).into_bytes(),
+        book(r#"{"price":60000.0,"qty":-1.0}"#).into_bytes(), // negative size
+        book(r#"{"price":60000.05,"qty":1.0}"#).into_bytes(), // finer than the tick
+        deep.into_bytes(),
+        huge.into_bytes(),
+        br#"{"channel":"book","channel":"trade","type":"update","data":[]}"#.to_vec(), // duplicate key
+        b"\x00\x01\x02".to_vec(),
+        Vec::new(),
+    ];
+    let ignored: Vec<Vec<u8>> = vec![
+        // An unknown channel name, here not even UTF-8: not ours. (On the live feed tungstenite
+        // refuses a text frame that is not UTF-8 before it reaches the core.)
+        b"{\"channel\":\"book\xff\xfe\",\"type\":\"update\",\"data\":[]}".to_vec(),
+        // Another symbol's book and trades: not ours, not an error.
+        br#"{"channel":"book","type":"update","data":[{"symbol":"ETH/USD","bids":[{"price":1.0,"qty":1.0}],"asks":[],"checksum":1}]}"#.to_vec(),
+        br#"{"channel":"trade","type":"update","data":[{"symbol":"ETH/USD","side":"buy","price":1.0,"qty":1.0,"ord_type":"market","trade_id":1,"timestamp":"2026-01-01T00:00:00.000000Z"}]}"#.to_vec(),
+    ];
+    let t = frames[299].0;
+    for (i, f) in errors.iter().enumerate() {
+        let before = r.core.stats().parse_errors_total();
+        r.ev(t, Event::Frame(f));
+        assert_eq!(
+            r.core.stats().parse_errors_total(),
+            before + 1,
+            "hostile frame {i} is counted"
+        );
+    }
+    for f in &ignored {
+        let before = *r.core.stats();
+        r.ev(t, Event::Frame(f));
+        assert_eq!(
+            r.core.stats().parse_errors_total(),
+            before.parse_errors_total()
+        );
+        assert_eq!(r.core.stats().checksum_mismatch, 0);
+    }
+    for (t, f) in &frames[300..] {
+        r.frame(*t, f);
+    }
+    let s = r.core.stats();
+    assert_eq!(s.checksum_mismatch, 0, "the book was never corrupted");
+    assert!(r.core.book().is_valid());
+    assert!(s.checksum_ok > 500);
+}
