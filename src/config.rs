@@ -100,6 +100,23 @@ fn dec(s: &str) -> DecimalValue {
     DecimalValue::parse(s).expect("default decimal literals are valid")
 }
 
+/// Keys that would hold credentials (the dashboard token, which guards only the dashboard, is
+/// a setting).
+fn looks_like_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k != "dashboard_token"
+        && [
+            "secret",
+            "api_key",
+            "apikey",
+            "password",
+            "token",
+            "private_key",
+        ]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
 /// Every setting, with the seed strategy's defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -249,6 +266,12 @@ pub enum ConfigError {
     /// Not valid TOML, an unknown key, or a value of the wrong type (the message names it).
     #[error("{0}")]
     Syntax(String),
+    /// A secret written into a config file (they come from the environment only).
+    #[error(
+        "config key `{0}` looks like a secret: secrets are never read from config files; set \
+         KRAKEN_API_KEY, KRAKEN_API_SECRET, TELEGRAM_BOT_TOKEN in the environment and remove it"
+    )]
+    Secret(String),
     /// A value that parses but is not allowed.
     #[error("config key `{key}`: {reason}")]
     Invalid {
@@ -299,6 +322,10 @@ impl Config {
                 .and_then(|mut t| t.remove("v"))
                 .unwrap_or_else(|| toml::Value::String(value.clone()));
             table.insert(key.clone(), parsed);
+        }
+        // Before anything else reads the table: an unknown-key error would quote the value.
+        if let Some(key) = table.keys().find(|k| looks_like_secret(k)) {
+            return Err(ConfigError::Secret(key.clone()));
         }
         let cfg: Config = table
             .try_into()
