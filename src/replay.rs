@@ -19,10 +19,9 @@ use crate::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
 use crate::core::paper::FillModel;
 use crate::core::strategy::Rule;
 use crate::core::time::{MS, Nanos};
+use crate::feed::TIMER_NS;
 use crate::feedfile::{Input, for_each_input};
 
-/// Timer period when the file has no timer events (the feed thread's).
-const TIMER_NS: Nanos = 100 * MS;
 /// Client order ids of a replay start here (any fixed value keeps it deterministic).
 const FIRST_ORDER_ID: u64 = 1;
 

@@ -39,7 +39,7 @@ const WS: Token = Token(0);
 const WAKER: Token = Token(1);
 
 /// How often the core gets a timer event when the market is quiet.
-const TIMER_NS: Nanos = 100 * MS;
+pub const TIMER_NS: Nanos = 100 * MS;
 /// Reconnect backoff bounds.
 const BACKOFF_MIN_NS: Nanos = SEC;
 const BACKOFF_MAX_NS: Nanos = 60 * SEC;
