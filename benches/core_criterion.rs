@@ -8,7 +8,10 @@
 //!   keyed by an f64-derived price, `format!` for the checksum strings, f64 microprice.
 //!
 //! `core_vs_naive` runs the full core and the baseline on the same frames in one run; the
-//! ratio of their times is the speed-up.
+//! ratio of their times is the speed-up. The baseline does less than the core (no trades, no
+//! signals beyond microprice, no strategy, risk or paper fills), so the group also times
+//! `book_microprice`: exactly the baseline's work (parse, book, checksum, microprice) done the
+//! core's way — the like-for-like ratio.
 //!
 //! Run: `cargo bench --bench core_criterion`.
 
@@ -21,6 +24,7 @@ use wildbot::core::Core;
 use wildbot::core::book::{Book, ChecksumFormat};
 use wildbot::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
 use wildbot::core::parse::{Message, Parser};
+use wildbot::core::signals::microprice;
 
 const FRAMES: usize = 20_000;
 
@@ -189,6 +193,19 @@ fn core_vs_naive(c: &mut Criterion, name: &str, frames: &[(i64, String)], cfg: &
             },
             criterion::BatchSize::LargeInput,
         );
+    });
+    g.bench_function("book_microprice", |b| {
+        let mut p = Parser::new("BTC/USD", 1, 8);
+        let mut book = Book::new(10, 1, 8, ChecksumFormat::precision(1, 8));
+        b.iter(|| {
+            for (_, f) in frames {
+                if let Ok(Message::Book(h)) = p.parse(f.as_bytes())
+                    && book.apply(&h, p.bids(), p.asks()).is_ok()
+                {
+                    black_box(microprice(&book));
+                }
+            }
+        });
     });
     g.finish();
 }

@@ -547,7 +547,8 @@ impl FinePrice {
     #[must_use]
     pub fn to_f64(self, precision: u8) -> f64 {
         // i64 → f64 is one instruction, i128 → f64 a library call; same value when it fits.
-        let v = i64::try_from(self.0).map_or(self.0 as f64, |v| v as f64);
+        // (`map_or_else`: `map_or`'s default would be computed, through the library call, always.)
+        let v = i64::try_from(self.0).map_or_else(|_| self.0 as f64, |v| v as f64);
         v / FINE as f64 / 10f64.powi(i32::from(precision))
     }
 }
@@ -555,8 +556,8 @@ impl FinePrice {
 /// Ceiling division that rounds away from zero for positive results and toward zero for
 /// negative ones (a fee on a negative amount is still an upper bound in magnitude).
 fn div_ceil_signed(num: i128, den: i128) -> i128 {
-    let q = num / den;
-    if num % den != 0 && ((num > 0) == (den > 0)) {
+    let q = div_trunc(num, den);
+    if num != q * den && ((num > 0) == (den > 0)) {
         q + 1
     } else {
         q
@@ -595,6 +596,16 @@ mod tests {
             let (d, n) = Decimal::parse_prefix(text.as_bytes()).unwrap();
             prop_assert_eq!(n, written);
             prop_assert_eq!((d.mantissa, d.scale, d.negative), (mantissa, scale, false));
+        }
+
+        #[test]
+        fn ceiling_division_equals_the_i128_formula(num in any::<i128>(), small in any::<i64>(),
+                                                    den in prop_oneof![1i128..2_000_000, -5i128..=-1]) {
+            for n in [num / 2, i128::from(small)] {
+                let q = n / den;
+                let want = if n % den != 0 && ((n > 0) == (den > 0)) { q + 1 } else { q };
+                prop_assert_eq!(div_ceil_signed(n, den), want);
+            }
         }
 
         #[test]
