@@ -18,6 +18,7 @@ pub mod core;
 pub mod exec;
 pub mod feed;
 pub mod feedfile;
+pub mod fuzzing;
 pub mod kraken;
 pub mod replay;
 pub mod side;
