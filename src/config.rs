@@ -192,6 +192,9 @@ pub struct Config {
     pub dashboard_token: Option<String>,
     /// Telegram Bot API base URL (tests point it at a local server).
     pub telegram_api_url: String,
+    /// Fill journal (JSON lines): every order and fill, restored on the next start. `None`
+    /// or empty: no journal.
+    pub journal_path: Option<String>,
 }
 
 impl Default for Config {
@@ -248,6 +251,7 @@ impl Default for Config {
             dashboard_bind: "127.0.0.1:8080".into(),
             dashboard_token: None,
             telegram_api_url: "https://api.telegram.org".into(),
+            journal_path: None,
         }
     }
 }

@@ -34,6 +34,8 @@ fn cfg(sim: &RestSim) -> WorkerConfig {
         timeout: Duration::from_millis(500),
         tier: Tier::Starter,
         reports: None,
+        journal: None,
+        adopt: Vec::new(),
     }
 }
 

@@ -12,17 +12,17 @@ use crate::config::Config;
 use crate::core::accounting::Accounting;
 use crate::core::book::{Book, BookError, ChecksumFormat};
 use crate::core::event::{
-    Alert, AlertKind, AlertLevel, ClientId, Event, Intent, IntentSink, OrderEvent, OrderRequest,
-    Purpose, ResyncReason, Stage,
+    Alert, AlertKind, AlertLevel, ClientId, Event, Intent, IntentSink, JournalEntry, JournalKind,
+    OrderEvent, OrderRequest, Purpose, ResyncReason, Stage,
 };
-use crate::core::orders::{MAX_ORDERS, OrderManager, OrderState, OrderUpdate};
+use crate::core::orders::{MAX_ORDERS, Order, OrderManager, OrderState, OrderUpdate};
 use crate::core::paper::{FillModel, MAX_PAPER_EVENTS, PaperVenue};
 use crate::core::parse::{
     InstrumentInfo, Message, PairStatus, ParseError, Parser, Side, SystemState, Trade,
 };
 use crate::core::signals::Signals;
 use crate::core::strategy::{self, Decision, Inputs, Params, Rule, SideAction};
-use crate::core::time::{MS, Nanos};
+use crate::core::time::{MS, Nanos, SEC as SEC_NS};
 
 /// Minimum time between two [`Intent::Snapshot`]s.
 pub const SNAPSHOT_INTERVAL_NS: Nanos = 250 * MS;
@@ -121,7 +121,16 @@ pub struct Core {
     last_decision: Option<Decision>,
     last_trade: Option<Trade>,
     slots_alerted: bool,
+    /// When equity was last journaled, and the (peak, max drawdown) it said.
+    journaled_equity: (Nanos, (crate::core::money::Cash, i64)),
     now: Nanos,
+}
+
+/// A sink that drops everything (journal replay).
+struct Discard;
+
+impl IntentSink for Discard {
+    fn push(&mut self, _: Intent) {}
 }
 
 impl Core {
@@ -163,6 +172,7 @@ impl Core {
             last_decision: None,
             last_trade: None,
             slots_alerted: false,
+            journaled_equity: (Nanos::MIN / 2, (crate::core::money::Cash(0), 0)),
             now: 0,
             config: config.clone(),
             params,
@@ -414,6 +424,10 @@ impl Core {
     }
 
     fn apply_order_event<S: IntentSink>(&mut self, now: Nanos, ev: &OrderEvent, out: &mut S) {
+        out.push(Intent::Journal(JournalEntry {
+            t: now,
+            kind: JournalKind::Order(*ev),
+        }));
         if let OrderEvent::Balances { quote, base } = *ev {
             self.acct.set_balances(quote, base, self.signals.micro);
             return;
@@ -468,6 +482,7 @@ impl Core {
             }
         };
         self.acct.mark(micro);
+        self.journal_equity(now, false, out);
         if self.acct.drawdown_reached(self.params.max_drawdown.0) {
             let kind = AlertKind::DrawdownStop {
                 equity: self.acct.equity,
@@ -500,6 +515,64 @@ impl Core {
         }
         self.reconcile(now, &d, out);
         self.last_decision = Some(d);
+    }
+
+    /// Journals peak equity and max drawdown when they moved, at most once a second
+    /// (`force`: now, whatever moved).
+    fn journal_equity<S: IntentSink>(&mut self, now: Nanos, force: bool, out: &mut S) {
+        let a = &self.acct;
+        let current = (a.peak_equity, a.max_drawdown_ppm);
+        if force || (current != self.journaled_equity.1 && now - self.journaled_equity.0 >= SEC_NS)
+        {
+            self.journaled_equity = (now, current);
+            out.push(Intent::Journal(JournalEntry {
+                t: now,
+                kind: JournalKind::Equity {
+                    start: a.start_equity,
+                    peak: a.peak_equity,
+                    max_drawdown_ppm: a.max_drawdown_ppm,
+                },
+            }));
+        }
+    }
+
+    /// The records a new journal starts with: the account as it is now.
+    pub fn journal_start<S: IntentSink>(&mut self, now: Nanos, out: &mut S) {
+        let a = &self.acct;
+        out.push(Intent::Journal(JournalEntry {
+            t: now,
+            kind: JournalKind::Order(OrderEvent::Balances {
+                quote: a.cash,
+                base: crate::core::money::Qty(a.position.max(0).unsigned_abs()),
+            }),
+        }));
+        self.journal_equity(now, true, out);
+    }
+
+    /// Rebuilds orders and account from journal records, in order (see [`JournalEntry`]).
+    /// Market state is not touched. Returns the orders the journal still had open: in paper
+    /// mode they died with the process; in live mode the exchange has the final word.
+    pub fn restore(&mut self, entries: &[JournalEntry]) -> Vec<Order> {
+        let mut discard = Discard;
+        for e in entries {
+            match e.kind {
+                JournalKind::Placed(req) => self.orders.restore(req, e.t),
+                JournalKind::Order(ev) => {
+                    self.apply_order_event(e.t, &ev, &mut discard);
+                }
+                JournalKind::Equity {
+                    start,
+                    peak,
+                    max_drawdown_ppm,
+                } => {
+                    self.acct.start_equity = start;
+                    self.acct.peak_equity = peak;
+                    self.acct.max_drawdown_ppm = max_drawdown_ppm;
+                    self.journaled_equity = (e.t, (peak, max_drawdown_ppm));
+                }
+            }
+        }
+        self.orders.live().copied().collect()
     }
 
     fn pause(&mut self, r: Rule) {
@@ -605,6 +678,10 @@ impl Core {
             };
             match self.orders.open(req, now) {
                 Some(req) => {
+                    out.push(Intent::Journal(JournalEntry {
+                        t: now,
+                        kind: JournalKind::Placed(req),
+                    }));
                     match replacing {
                         Some(old) if self.orders.mark_cancel(old) => {
                             out.push(Intent::Replace { old, new: req });

@@ -6,6 +6,7 @@
 
 use crate::core::money::{Cash, Price, Qty};
 use crate::core::parse::Side;
+use crate::core::time::Nanos;
 
 /// Our client order id. The REST worker renders it as Kraken's `cl_ord_id`.
 pub type ClientId = u64;
@@ -247,6 +248,39 @@ pub enum Intent {
     Alert(Alert),
     /// The core's state is worth publishing now (rate-limited by the core).
     Snapshot,
+    /// Something to append to the fill journal (restored on the next start).
+    Journal(JournalEntry),
+}
+
+/// One journal record: what changed the core's orders or account, and when. Replaying them
+/// in order through a fresh core ([`crate::core::Core::restore`]) rebuilds position, average
+/// cost, cash, fees, round trips, stats and trade history exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// Event time.
+    pub t: Nanos,
+    /// What.
+    pub kind: JournalKind,
+}
+
+/// What a [`JournalEntry`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalKind {
+    /// An order was sent (pending until the venue answers).
+    Placed(OrderRequest),
+    /// The venue (or the paper venue) reported this; fills are cumulative per order, so
+    /// replaying one twice books nothing twice.
+    Order(OrderEvent),
+    /// Equity records: written when a journal starts, and when peak equity or max drawdown
+    /// moved (at most once a second) — the drawdown stop must survive a restart.
+    Equity {
+        /// Equity when the journal started (PnL since start counts from it).
+        start: Cash,
+        /// Highest equity seen.
+        peak: Cash,
+        /// Largest drawdown, ppm of its peak.
+        max_drawdown_ppm: i64,
+    },
 }
 
 /// A point inside [`crate::core::Core::handle`] where a frame's processing moves on to the
@@ -272,8 +306,9 @@ pub trait IntentSink {
     fn stage(&mut self, _stage: Stage) {}
 }
 
-/// Most intents one event can produce (every order slot cancelled, two places, alerts).
-pub const MAX_INTENTS_PER_EVENT: usize = 64;
+/// Most intents one event can produce (every order slot cancelled, two places, alerts, and a
+/// journal record for each paper venue event).
+pub const MAX_INTENTS_PER_EVENT: usize = 192;
 
 /// A `Vec` works as a sink; pre-size it with [`MAX_INTENTS_PER_EVENT`] and `clear()` it after
 /// each event, and it never allocates.

@@ -178,6 +178,26 @@ impl OrderManager {
         Some(req)
     }
 
+    /// Re-registers an order from the journal with its own id; later ids follow it. Ignored
+    /// when every slot is in use (a journal cannot hold more live orders than that).
+    pub fn restore(&mut self, req: OrderRequest, placed_at: Nanos) {
+        self.next_id = self.next_id.max(req.cl_id + 1);
+        if self.get(req.cl_id).is_some() {
+            return;
+        }
+        if let Some(slot) = self.live.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(Order {
+                req,
+                state: OrderState::PendingNew,
+                filled: Qty(0),
+                cum_cost: Cash(0),
+                cum_fee: Cash(0),
+                placed_at,
+            });
+            self.stats.placed += 1;
+        }
+    }
+
     /// Marks a cancel as sent; `false` if the order is unknown or a cancel is already out.
     pub fn mark_cancel(&mut self, cl_id: ClientId) -> bool {
         match self.live_mut(cl_id) {

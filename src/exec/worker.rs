@@ -32,6 +32,7 @@ use crate::core::time::Nanos;
 use crate::kraken::errors::KrakenError;
 use crate::kraken::ratecounter::{ADD_COST, TradingCounter, amend_cost, cancel_cost};
 use crate::kraken::rest::{AddOrder, Credentials, OrderInfo, RestClient};
+use crate::side::journal::{JournalSender, Record};
 use crate::side::status::histogram;
 
 /// Capacity of the intent channel. The core has at most a handful of orders in flight, so a
@@ -140,6 +141,10 @@ pub struct WorkerConfig {
     pub tier: crate::kraken::ratecounter::Tier,
     /// A copy of the report goes here every second (the dashboard), never waited for.
     pub reports: Option<Sender<WorkerReport>>,
+    /// The fill journal: each order's exchange id is appended when Kraken gives it.
+    pub journal: Option<JournalSender>,
+    /// Orders the journal of an earlier run still had open: looked up and settled at start.
+    pub adopt: Vec<Adopt>,
 }
 
 impl WorkerConfig {
@@ -159,8 +164,21 @@ impl WorkerConfig {
             timeout: Duration::from_millis(c.rest_timeout_ms),
             tier: c.rate_tier,
             reports: None,
+            journal: None,
+            adopt: Vec::new(),
         }
     }
+}
+
+/// An order the journal still had open when the last run ended.
+#[derive(Debug, Clone)]
+pub struct Adopt {
+    /// The order as placed.
+    pub req: OrderRequest,
+    /// What the journal booked of it.
+    pub exec: Qty,
+    /// Kraken's id and `cl_ord_id`, when the journal has them.
+    pub ids: Option<(String, String)>,
 }
 
 /// Balances as the core wants them.
@@ -188,32 +206,23 @@ pub fn start(
     creds: Credentials,
     waker: Arc<mio::Waker>,
 ) -> Result<WorkerLink, KrakenError> {
-    let mut client = RestClient::new(&cfg.rest_url, &cfg.pair, creds, cfg.timeout);
+    let mut cfg = cfg;
+    let adopt = std::mem::take(&mut cfg.adopt);
+    let client = RestClient::new(&cfg.rest_url, &cfg.pair, creds, cfg.timeout);
     let cash_dec = cfg.price_precision + cfg.qty_precision;
-    let bal = client.balance()?;
-    let open = client.open_orders()?;
-    let mine: Vec<_> = open.values().filter(|o| o.descr.pair == cfg.pair).collect();
-    let leftovers = if mine.is_empty() {
-        0
-    } else {
-        log::warn!(
-            "{} open order(s) left by an earlier run: cancelling all",
-            mine.len()
-        );
-        client.cancel_all()?
-    };
-    if !cfg.deadman_refresh.is_zero() {
-        client.cancel_all_orders_after(cfg.deadman_timeout_s)?;
-    }
     let (intent_tx, intent_rx) = bounded(INTENT_CAPACITY);
     let (event_tx, event_rx) = bounded(EVENT_CAPACITY);
-    let _ = event_tx.try_send(balances_event(&bal, cfg.qty_precision, cash_dec));
-    let _ = waker.wake();
+    let mut w = Worker::new(cfg, client, event_tx, waker);
+    w.report.leftovers_cancelled = w.settle_leftovers(&adopt)?;
+    if !w.cfg.deadman_refresh.is_zero() {
+        w.client.cancel_all_orders_after(w.cfg.deadman_timeout_s)?;
+    }
+    // After the leftovers are settled: these balances include whatever they filled.
+    let bal = w.client.balance()?;
+    w.emit(balances_event(&bal, w.cfg.qty_precision, cash_dec));
     let thread = std::thread::Builder::new()
         .name("order-worker".into())
         .spawn(move || {
-            let mut w = Worker::new(cfg, client, event_tx, waker);
-            w.report.leftovers_cancelled = leftovers;
             w.run(&intent_rx);
             w.report
         })
@@ -543,6 +552,115 @@ impl Worker {
         }
     }
 
+    /// Start-up: orders on our pair left by an earlier run. Those the journal knows are
+    /// looked up, their fills since the journal's last record booked, and cancelled; those it
+    /// does not know (orphans) are cancelled. Every difference is logged. Returns how many
+    /// orders rested on the exchange.
+    fn settle_leftovers(&mut self, adopt: &[Adopt]) -> Result<u32, KrakenError> {
+        let open = self.client.open_orders()?;
+        let mine: Vec<(&String, _)> = open
+            .iter()
+            .filter(|(_, o)| o.descr.pair == self.cfg.pair)
+            .collect();
+        for a in adopt {
+            let found = a.ids.clone().or_else(|| {
+                let cl = kraken_cl(a.req.cl_id);
+                mine.iter()
+                    .find(|(_, o)| o.cl_ord_id.as_deref() == Some(cl.as_str()))
+                    .map(|(txid, _)| ((*txid).clone(), cl))
+            });
+            match found {
+                Some((txid, cl)) => {
+                    let still_open = mine.iter().any(|(t, _)| **t == txid);
+                    log::info!(
+                        "reconcile: journal order {} ({txid}) is {} on the exchange: \
+                         booking its fills, then cancelling",
+                        a.req.cl_id,
+                        if still_open {
+                            "still open"
+                        } else {
+                            "no longer open"
+                        }
+                    );
+                    self.orders.insert(
+                        a.req.cl_id,
+                        Tracked {
+                            req: a.req,
+                            kraken_cl: cl,
+                            txid: Some(txid),
+                            placed_at: Instant::now(),
+                            base: (Qty(0), Cash(0), Cash(0)),
+                            last_exec: a.exec,
+                        },
+                    );
+                }
+                None => {
+                    log::warn!(
+                        "reconcile: journal order {} never got Kraken's answer and is not open \
+                         on the exchange: treated as cancelled",
+                        a.req.cl_id
+                    );
+                    self.emit(OrderEvent::Cancelled {
+                        cl_id: a.req.cl_id,
+                        reason: CancelReason::Exchange,
+                    });
+                }
+            }
+        }
+        let known: Vec<&str> = self
+            .orders
+            .values()
+            .filter_map(|t| t.txid.as_deref())
+            .collect();
+        for (txid, o) in &mine {
+            if !known.contains(&txid.as_str()) {
+                log::warn!(
+                    "reconcile: order {txid} ({}) on {} is not in the journal: cancelling it",
+                    o.cl_ord_id.as_deref().unwrap_or("no cl_ord_id"),
+                    self.cfg.pair
+                );
+            }
+        }
+        if mine.is_empty() && self.orders.is_empty() {
+            return Ok(0);
+        }
+        if !mine.is_empty() {
+            log::warn!(
+                "{} open order(s) left by an earlier run: cancelling all",
+                mine.len()
+            );
+            self.client.cancel_all()?;
+        }
+        // Final fills and ends of the adopted orders (QueryOrders), as after any cancel-all.
+        let ids: Vec<ClientId> = self.orders.keys().copied().collect();
+        self.refresh(&ids);
+        for id in ids {
+            if self.orders.remove(&id).is_some() {
+                self.emit(OrderEvent::Cancelled {
+                    cl_id: id,
+                    reason: CancelReason::Requested,
+                });
+            }
+        }
+        Ok(u32::try_from(mine.len()).unwrap_or(u32::MAX))
+    }
+
+    /// Appends an order's exchange id to the journal.
+    fn journal_txid(&self, cl_id: ClientId) {
+        if let (Some(j), Some(t)) = (&self.cfg.journal, self.orders.get(&cl_id))
+            && let Some(txid) = &t.txid
+        {
+            j.send(Record::Txid {
+                t: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as Nanos),
+                cl_id,
+                txid: txid.clone(),
+                kraken_cl: t.kraken_cl.clone(),
+            });
+        }
+    }
+
     fn track(&mut self, req: OrderRequest, kraken_cl: String, txid: String) {
         self.orders.insert(
             req.cl_id,
@@ -555,6 +673,7 @@ impl Worker {
                 last_exec: Qty(0),
             },
         );
+        self.journal_txid(req.cl_id);
     }
 
     /// After a lost AddOrder answer: is the order there? Then it was accepted; else resend.
@@ -624,6 +743,7 @@ impl Worker {
                         ..t
                     },
                 );
+                self.journal_txid(req.cl_id);
                 self.emit(OrderEvent::Cancelled {
                     cl_id: old,
                     reason: CancelReason::Requested,

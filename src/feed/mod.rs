@@ -23,9 +23,11 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::core::Core;
-use crate::core::event::{Event, Intent, IntentSink, MAX_INTENTS_PER_EVENT, Stage};
+use crate::core::event::{Event, Intent, IntentSink, MAX_INTENTS_PER_EVENT, OrderEvent, Stage};
+use crate::core::money::Qty;
 use crate::core::time::{MS, Nanos, SEC};
 use crate::exec::worker::{self, WorkerConfig, WorkerLink};
+use crate::side::journal::{self, Journal, JournalSender, Record};
 use crate::side::notify::AlertText;
 use crate::side::notify::{Notice, Notifier, Precision, ShortText};
 use crate::side::status::{
@@ -136,6 +138,14 @@ pub struct Summary {
     pub pinned: bool,
     /// Trading state at the end.
     pub state: &'static str,
+    /// Journal records restored at start.
+    pub journal_restored: u64,
+    /// Journal lines written by this run.
+    pub journal_written: u64,
+    /// Journal records dropped (channel full; should stay 0).
+    pub journal_dropped: u64,
+    /// Quote balance at the end (exact to the instrument's cash precision as a float).
+    pub cash: f64,
 }
 
 /// A monotonic clock reported as nanoseconds since the Unix epoch (epoch at start + elapsed).
@@ -192,6 +202,10 @@ struct Feed<'a> {
     recorder: Option<Recorder>,
     worker: Option<WorkerLink>,
     live_fallback: bool,
+    /// The fill journal's writer, when `journal_path` is set.
+    journal: Option<JournalSender>,
+    /// A journal was restored and the exchange's balances have not been compared with it yet.
+    restored: bool,
     rng: ChaCha8Rng,
     precision: Precision,
 
@@ -340,6 +354,27 @@ pub fn run(
         flag: opts.stop.clone(),
         waker: waker.clone(),
     });
+    // The journal of earlier runs: what to restore, and (live) which orders to settle.
+    let jprec = journal::Precision {
+        price: cfg.price_precision,
+        qty: cfg.qty_precision,
+    };
+    let journal_path = cfg
+        .journal_path
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from);
+    if journal_path.is_none() && cfg.live_mode {
+        log::warn!("journal_path is not set: a restart will not know this run's fills");
+    }
+    let loaded = match &journal_path {
+        Some(path) => load_journal(path, jprec, cfg.live_mode)?,
+        None => journal::Loaded::default(),
+    };
+    let journal = match &journal_path {
+        Some(path) => Some(Journal::start(path, jprec, Some(loaded.good_len))?),
+        None => None,
+    };
     // Live mode: balances, leftovers and the dead man's switch first; if the API cannot be
     // reached, trade on paper and say so loudly.
     let mut core_cfg = cfg.clone();
@@ -351,6 +386,8 @@ pub fn run(
             .ok_or("live_mode needs KRAKEN_API_KEY and KRAKEN_API_SECRET in the environment")?;
         let wcfg = WorkerConfig {
             reports: opts.worker_reports.clone(),
+            journal: journal.as_ref().map(Journal::sender),
+            adopt: journal_open_orders(cfg, &loaded)?,
             ..WorkerConfig::from_config(cfg)
         };
         match worker::start(wcfg, creds, waker) {
@@ -388,13 +425,28 @@ pub fn run(
     };
     let clock = Clock::new();
     let now = clock.now();
+    let mut core = Core::new(&core_cfg, first_order_id(now))?;
+    let still_open = core.restore(&loaded.entries);
+    if !loaded.entries.is_empty() {
+        let a = core.account();
+        let p = (cfg.price_precision, cfg.qty_precision);
+        log::info!(
+            "journal: restored {} fills, {} round trips: position {}, cash {}, fees {}, realised {}",
+            a.fill_count(),
+            a.round_trips,
+            crate::core::money::Fixed::new(i128::from(a.position), p.1),
+            a.cash.show(p.0 + p.1),
+            a.fees.show(p.0 + p.1),
+            a.realised.show(p.0 + p.1),
+        );
+    }
     let mut feed = Feed {
         cfg,
         endpoint,
         tls,
         poll,
         clock,
-        core: Core::new(&core_cfg, first_order_id(now))?,
+        core,
         out: Sink {
             intents: Vec::with_capacity(MAX_INTENTS_PER_EVENT),
             tsc: quanta::Clock::new(),
@@ -404,8 +456,10 @@ pub fn run(
         },
         notifier,
         recorder,
+        restored: !loaded.entries.is_empty() && worker.is_some(),
         worker,
         live_fallback,
+        journal: journal.as_ref().map(Journal::sender),
         rng: ChaCha8Rng::seed_from_u64(now as u64),
         precision: Precision {
             price: cfg.price_precision,
@@ -435,8 +489,92 @@ pub fn run(
     let deadline = opts
         .duration
         .map_or(Nanos::MAX, |d| now.saturating_add(d.as_nanos() as Nanos));
+    if let Some(j) = &feed.journal {
+        j.send(Record::Session {
+            t: now,
+            live: feed.worker.is_some(),
+        });
+        if loaded.entries.is_empty() {
+            feed.core.journal_start(now, &mut feed.out);
+        }
+    }
+    if feed.worker.is_none() {
+        // Paper: the simulated venue died with the last process, and its orders with it.
+        for o in still_open {
+            log::warn!(
+                "journal: order {} was resting on the paper venue when the last run ended: \
+                 cancelled",
+                o.req.cl_id
+            );
+            let ev = OrderEvent::Cancelled {
+                cl_id: o.req.cl_id,
+                reason: crate::core::event::CancelReason::Exchange,
+            };
+            feed.core.handle(now, Event::Order(ev), &mut feed.out);
+        }
+    }
+    feed.journal_intents();
     feed.run_loop(deadline, &opts.stop);
-    Ok(feed.finish(pinned))
+    let mut summary = feed.finish(pinned);
+    if let Some(j) = journal {
+        let stats = j.finish();
+        summary.journal_written = stats.written.load(Ordering::Relaxed);
+        summary.journal_dropped = stats.dropped.load(Ordering::Relaxed);
+        summary.journal_restored = loaded.entries.len() as u64;
+    }
+    Ok(summary)
+}
+
+/// Reads the journal and says what it found; refuses one written in the other mode.
+fn load_journal(
+    path: &std::path::Path,
+    p: journal::Precision,
+    live: bool,
+) -> Result<journal::Loaded, String> {
+    let loaded = journal::load(path, p)?;
+    for (line, why) in &loaded.skipped {
+        log::warn!("journal {}: line {line} skipped: {why}", path.display());
+    }
+    if let Some(was_live) = loaded.live
+        && was_live != live
+    {
+        let mode = |l: bool| if l { "LIVE" } else { "PAPER" };
+        return Err(format!(
+            "journal_path {} holds a {} account and this run is {}: use another journal_path",
+            path.display(),
+            mode(was_live),
+            mode(live)
+        ));
+    }
+    if loaded.lines > 0 {
+        log::info!(
+            "journal {}: {} records from {} earlier run(s)",
+            path.display(),
+            loaded.entries.len(),
+            loaded.sessions
+        );
+    }
+    Ok(loaded)
+}
+
+/// The orders a journal still had open, for the worker to settle with the exchange.
+fn journal_open_orders(
+    cfg: &Config,
+    loaded: &journal::Loaded,
+) -> Result<Vec<worker::Adopt>, String> {
+    if loaded.entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut probe = Core::new(cfg, 1)?;
+    Ok(probe
+        .restore(&loaded.entries)
+        .into_iter()
+        .map(|o| worker::Adopt {
+            req: o.req,
+            exec: o.filled,
+            ids: loaded.txids.get(&o.req.cl_id).cloned(),
+        })
+        .collect())
 }
 
 /// Client order ids start from the clock so a restart never reuses one (Kraken's `cl_ord_id`
@@ -485,6 +623,43 @@ impl Feed<'_> {
         }
     }
 
+    /// At shutdown, when intents are no longer routed: the journal still gets its records.
+    fn journal_intents(&mut self) {
+        if let Some(j) = &self.journal {
+            for i in self.out.iter() {
+                if let Intent::Journal(e) = i {
+                    j.send(Record::Core(*e));
+                }
+            }
+        }
+        self.out.clear();
+    }
+
+    /// The first balances after a restore: say whether the exchange agrees with the journal.
+    fn reconcile_balances(&mut self, ev: &OrderEvent) {
+        let OrderEvent::Balances { quote, base } = *ev else {
+            return;
+        };
+        if !std::mem::take(&mut self.restored) {
+            return;
+        }
+        let a = self.core.account();
+        let p = self.precision;
+        let pos = Qty(a.position.max(0).unsigned_abs());
+        if a.cash == quote && pos == base && a.position >= 0 {
+            log::info!("reconcile: exchange balances match the restored account");
+        } else {
+            log::warn!(
+                "reconcile: exchange balances differ from the restored account (the exchange is right): \
+                 cash {} -> {}, position {} -> {}",
+                a.cash.show(p.price + p.qty),
+                quote.show(p.price + p.qty),
+                crate::core::money::Fixed::new(i128::from(a.position), p.qty),
+                base.show(p.qty)
+            );
+        }
+    }
+
     /// Order events from the worker (the WAKER token woke us, or they are simply there).
     fn drain_order_events(&mut self) {
         let Some(w) = &self.worker else { return };
@@ -501,6 +676,7 @@ impl Feed<'_> {
         }
         for ev in batch.into_iter().take(n).flatten() {
             let now = self.clock.now();
+            self.reconcile_balances(&ev);
             self.core.handle(now, Event::Order(ev), &mut self.out);
             self.take_intents(now, false);
         }
@@ -670,6 +846,11 @@ impl Feed<'_> {
                 Intent::Resubscribe { .. } => self.schedule_resubscribe(rx),
                 Intent::Alert(a) => self.notifier.send(Notice::Alert(a, self.precision)),
                 Intent::Snapshot => self.publish_status(rx),
+                Intent::Journal(e) => {
+                    if let Some(j) = &self.journal {
+                        j.send(Record::Core(e));
+                    }
+                }
             }
         }
         if measured && from_frame {
@@ -964,7 +1145,7 @@ impl Feed<'_> {
                 self.s.orders_cancelled += 1;
             }
         }
-        self.out.clear();
+        self.journal_intents();
         // Live: cancel everything on the exchange and wait (bounded) for the answer, then
         // book the last fills it reports.
         let report = self.worker.take().and_then(|w| {
@@ -973,7 +1154,7 @@ impl Feed<'_> {
             while let Ok(ev) = events.try_recv() {
                 let t = self.clock.now();
                 self.core.handle(t, Event::Order(ev), &mut self.out);
-                self.out.clear();
+                self.journal_intents();
             }
             r
         });
@@ -1034,6 +1215,10 @@ impl Feed<'_> {
             frame_to_done: LatencyRow::of(&self.out.total.frame_to_done),
             pinned,
             state: self.core.state().name(),
+            journal_restored: 0,
+            journal_written: 0,
+            journal_dropped: 0,
+            cash: cash(a.cash),
         }
     }
 }

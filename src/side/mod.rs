@@ -1,6 +1,7 @@
 //! Side threads: everything that does I/O for the core without slowing it.
 
 pub mod dashboard;
+pub mod journal;
 pub mod notify;
 pub mod status;
 pub mod telegram;

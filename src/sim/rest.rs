@@ -33,7 +33,8 @@ const QP: u8 = 8;
 /// Cash is kept at price + qty decimals.
 const CP: u8 = PP + QP;
 /// Fees in parts per million of cost.
-const MAKER_PPM: i128 = 1_600;
+/// Maker fee, ppm.
+pub const MAKER_PPM: i128 = 1_600;
 const TAKER_PPM: i128 = 2_600;
 
 /// The demo key pair the simulator accepts (public: it guards nothing but a simulation).
@@ -554,7 +555,9 @@ impl Exchange {
         }
     }
 
-    fn fill(&mut self, txid: &str, qty: Qty, price: Price, fee_ppm: i128) {
+    /// Fills up to `qty` of order `txid` at `price`, paying `fee_ppm` of the cost (the
+    /// matcher's step; tests call it to fill an order while the bot is away).
+    pub fn fill(&mut self, txid: &str, qty: Qty, price: Price, fee_ppm: i128) {
         let Some(o) = self.orders.get_mut(txid) else {
             return;
         };
