@@ -276,3 +276,17 @@ fn an_oversized_message_ends_the_connection_and_the_feed_recovers() {
     assert_eq!(s.counters.checksum_mismatches, 0);
     assert_eq!(s.counters.quotes_while_stale, 0);
 }
+
+#[test]
+fn an_unanswered_book_subscription_is_retried_on_a_fresh_connection() {
+    let sim = start(None);
+    sim.faults()
+        .ignore_book_subscriptions
+        .store(1, Ordering::SeqCst);
+    // Heartbeats and pongs keep the connection alive; only the book never comes.
+    let s = run_against(&sim, &config(&sim.url()), 4.0, |_| {});
+    assert_eq!(s.counters.watchdog_timeouts, 1, "{s:?}");
+    assert_eq!((s.counters.connects, s.counters.snapshots), (2, 1), "{s:?}");
+    assert!(s.counters.book_messages > 100, "{s:?}");
+    assert_eq!(s.counters.quotes_while_stale, 0);
+}

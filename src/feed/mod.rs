@@ -204,6 +204,8 @@ struct Feed<'a> {
     live_fallback: bool,
     /// The fill journal's writer, when `journal_path` is set.
     journal: Option<JournalSender>,
+    /// When the book subscription awaiting its snapshot was sent.
+    book_requested_at: Option<Nanos>,
     /// A journal was restored and the exchange's balances have not been compared with it yet.
     restored: bool,
     rng: ChaCha8Rng,
@@ -482,6 +484,7 @@ pub fn run(
         subscribe_backoff: BACKOFF_MIN_NS,
         instrument_msgs_at_connect: 0,
         awaiting_snapshot: true,
+        book_requested_at: None,
         frame_rx_ns: now,
         status: opts.status.as_ref(),
         s: Counters::default(),
@@ -743,6 +746,7 @@ impl Feed<'_> {
             );
         }
         if book {
+            self.book_requested_at = Some(self.clock.now());
             self.send(&format!(
                 r#"{{"method":"subscribe","params":{{"channel":"book","symbol":["{sym}"],"depth":{depth},"snapshot":true}},"req_id":2}}"#
             ));
@@ -784,6 +788,7 @@ impl Feed<'_> {
         }
         if after.snapshots > before.snapshots {
             self.awaiting_snapshot = false;
+            self.book_requested_at = None;
             self.subscribe_retry_at = None;
             self.subscribe_backoff = BACKOFF_MIN_NS;
         }
@@ -990,6 +995,7 @@ impl Feed<'_> {
         let sym = self.cfg.symbol.clone();
         let depth = self.cfg.book_depth;
         self.s.resubscribes += 1;
+        self.book_requested_at = Some(self.clock.now());
         self.send(&format!(
             r#"{{"method":"unsubscribe","params":{{"channel":"book","symbol":["{sym}"],"depth":{depth}}},"req_id":4}}"#
         ));
@@ -1058,6 +1064,20 @@ impl Feed<'_> {
                     self.lost(conn, "no pong to our ping (watchdog)", true);
                     return;
                 }
+                // A subscription that was never answered (lost on the way, or ignored) leaves
+                // a live connection without a book: start over. Error acks retry on their own
+                // schedule instead, and a resync waits for its backoff.
+                if self.awaiting_snapshot
+                    && self.subscribe_retry_at.is_none()
+                    && self.resub_at.is_none()
+                    && self
+                        .book_requested_at
+                        .is_some_and(|t| now - t > self.timeout_ns())
+                {
+                    self.s.watchdog += 1;
+                    self.lost(conn, "no book snapshot after subscribing (watchdog)", true);
+                    return;
+                }
                 let open = conn.is_open();
                 self.conn = Some(conn);
                 if open && now >= self.next_ping {
@@ -1107,6 +1127,7 @@ impl Feed<'_> {
         self.resub_at = None;
         self.subscribe_retry_at = None;
         self.ping_sent_at = None;
+        self.book_requested_at = None;
         self.next_ping = Nanos::MAX;
         self.connected_at = None;
         self.record_event(now, "disconnected");

@@ -111,6 +111,10 @@ pub struct Faults {
     pub split_frames: AtomicBool,
     /// Send this many oversized (2 MiB) text frames next.
     pub oversized: AtomicU32,
+    /// Ignore this many next book subscriptions (no ack, no data), as if lost on the way.
+    pub ignore_book_subscriptions: AtomicU32,
+    /// Send this many market steps at once, as fast as the socket takes them (a burst).
+    pub burst: AtomicU32,
 }
 
 impl Faults {
@@ -436,6 +440,13 @@ fn serve(
                 ) => {}
             Err(e) => return Err(e.to_string()),
         }
+        let burst = faults.burst.swap(0, Ordering::SeqCst);
+        for _ in 0..burst {
+            s.step(faults, stats, silent())?;
+        }
+        if burst > 0 {
+            s.publish(market);
+        }
         let now = Instant::now();
         // Catch up on steps missed while reading (read timeouts are coarse), a few at most.
         let mut steps = 0;
@@ -507,6 +518,9 @@ impl Session {
                 self.send(&format!(
                     r#"{{"error":"Subscription rejected by the simulator","method":"subscribe"{req_id},"success":false,"time_in":"{time_in}","time_out":"{t}"}}"#
                 ))
+            }
+            "subscribe" if channel == "book" && take_one(&faults.ignore_book_subscriptions) => {
+                Ok(()) // lost on the way: no ack, no snapshot
             }
             "subscribe" => match channel {
                 "instrument" => {

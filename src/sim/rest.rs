@@ -68,6 +68,10 @@ pub struct RestFaults {
     pub dropped: AtomicU32,
     /// Refuse every request with HTTP 503 (the API is down).
     pub down: AtomicBool,
+    /// Like `dropped`, for AddOrder requests only.
+    pub dropped_add_orders: AtomicU32,
+    /// Like `dropped`, for CancelOrder requests only.
+    pub dropped_cancels: AtomicU32,
 }
 
 /// One simulated order.
@@ -260,7 +264,7 @@ fn serve(
         let mut body = String::new();
         let _ = req.as_reader().read_to_string(&mut body);
         let method = req.url().trim_start_matches("/0/private/").to_string();
-        lock(ex).call_log.push((Instant::now(), method));
+        lock(ex).call_log.push((Instant::now(), method.clone()));
         if faults.down.load(Ordering::SeqCst) || take_one(&faults.server_errors) {
             let _ = req.respond(
                 tiny_http::Response::from_string("<html>502 Bad Gateway</html>")
@@ -297,7 +301,12 @@ fn serve(
             Ok(result) => format!(r#"{{"error":[],"result":{result}}}"#),
             Err(err) => format!(r#"{{"error":["{err}"]}}"#),
         };
-        if take_one(&faults.dropped) {
+        let drop_this = match method.as_str() {
+            "AddOrder" => take_one(&faults.dropped_add_orders),
+            "CancelOrder" => take_one(&faults.dropped_cancels),
+            _ => false,
+        };
+        if drop_this || take_one(&faults.dropped) {
             // Done, but the answer never arrives.
             drop(req.into_writer());
             continue;
