@@ -236,3 +236,33 @@ fn paper_kill_9_restart_restores_the_account_it_had() {
     std::fs::remove_file(&config).unwrap();
     std::fs::remove_file(&journal).unwrap();
 }
+
+#[test]
+fn a_live_run_that_falls_back_to_paper_leaves_the_live_journal_alone() {
+    let ws = Simulator::start(SimConfig::default()).unwrap();
+    let rest = RestSim::start("10000", "0", ws.market()).unwrap();
+    let (config, journal) = (
+        temp("journal-fallback.toml"),
+        temp("journal-fallback.jsonl"),
+    );
+    std::fs::write(&journal, "").unwrap();
+    write_config(&config, &ws.url(), Some(&rest.url()), &journal);
+    let out = bin()
+        .args(["run", "--duration", "3", "--json", "--config"])
+        .arg(&config)
+        .env("KRAKEN_API_KEY", "not-the-demo-key")
+        .env("KRAKEN_API_SECRET", DEMO_SECRET)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("falling back to PAPER"), "{err}");
+    assert!(err.contains("not written while trading on PAPER"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&journal).unwrap(),
+        "",
+        "nothing journaled"
+    );
+    std::fs::remove_file(&config).unwrap();
+    std::fs::remove_file(&journal).unwrap();
+}

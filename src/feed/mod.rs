@@ -421,6 +421,18 @@ pub fn run(
     } else {
         None
     };
+    // Simulated fills must never enter a live account's journal.
+    let journal = match journal {
+        Some(j) if live_fallback => {
+            log::error!(
+                "journal {}: not written while trading on PAPER after the live fallback",
+                j.path().display()
+            );
+            j.finish();
+            None
+        }
+        j => j,
+    };
     let recorder = match &opts.record {
         Some(path) => Some(Recorder::start(path)?),
         None => None,
