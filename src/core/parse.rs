@@ -11,7 +11,7 @@
 
 use crate::core::json::{Cursor, JsonError, Kind};
 use crate::core::money::{Decimal, NumError, Price, Qty};
-use crate::core::time::{Nanos, parse_rfc3339};
+use crate::core::time::{DateCache, Nanos, parse_rfc3339_cached};
 
 /// Most levels one book message may carry per side (Kraken's deepest subscription is 1000).
 pub const MAX_LEVELS_PER_MSG: usize = 1024;
@@ -332,6 +332,8 @@ pub struct Parser {
     trades: Vec<Trade>,
     /// Off only in tests that compare the fast path with the general parser.
     fast_path: bool,
+    /// The date of the last exchange timestamp.
+    dates: DateCache,
 }
 
 #[derive(Default)]
@@ -407,6 +409,7 @@ impl Parser {
             asks: Vec::with_capacity(MAX_LEVELS_PER_MSG),
             trades: Vec::with_capacity(MAX_TRADES_PER_MSG),
             fast_path: true,
+            dates: DateCache::default(),
         }
     }
 
@@ -563,7 +566,10 @@ impl Parser {
         }
         let checksum = u32::try_from(u64_field(&mut c, Field::Checksum).ok()?).ok()?;
         let exchange_ts = if c.eat(br#","timestamp":"#) {
-            Some(parse_rfc3339(string_field(&mut c, Field::Timestamp).ok()?))
+            Some(parse_rfc3339_cached(
+                string_field(&mut c, Field::Timestamp).ok()?,
+                &mut self.dates,
+            ))
         } else {
             None
         };
@@ -731,7 +737,10 @@ impl Parser {
                         if std::mem::replace(&mut seen_ts, true) {
                             return Err(ParseError::Duplicate(Field::Timestamp));
                         }
-                        header.exchange_ts = parse_rfc3339(string_field(c, Field::Timestamp)?);
+                        header.exchange_ts = parse_rfc3339_cached(
+                            string_field(c, Field::Timestamp)?,
+                            &mut self.dates,
+                        );
                     }
                     _ => c.skip_value()?,
                 }
@@ -886,7 +895,7 @@ impl Parser {
                     }
                     b"timestamp" => set_once(
                         &mut ts,
-                        parse_rfc3339(string_field(c, Field::Timestamp)?),
+                        parse_rfc3339_cached(string_field(c, Field::Timestamp)?, &mut self.dates),
                         Field::Timestamp,
                     )?,
                     _ => c.skip_value()?,

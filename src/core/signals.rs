@@ -186,6 +186,10 @@ pub struct Signals {
     /// Rolling volatility.
     pub vol: Volatility,
     price_precision: u8,
+    /// The touch (bid, bid qty, ask, ask qty) `micro` and `micro_f64` were computed from: most
+    /// updates change deeper levels only, and then the divides are not redone.
+    touch: (i64, u64, i64, u64),
+    micro_f64: f64,
 }
 
 impl Signals {
@@ -198,14 +202,29 @@ impl Signals {
             momentum_bps: 0.0,
             vol: Volatility::new(vol_window_ns),
             price_precision,
+            touch: (0, 0, 0, 0),
+            micro_f64: 0.0,
         }
     }
 
     /// Updates every signal from the book at time `now`.
     pub fn on_book(&mut self, now: Nanos, book: &Book) {
-        let Some(m) = microprice(book) else { return };
-        self.micro = Some(m);
-        let x = m.to_f64(self.price_precision);
+        let (Some(b), Some(a)) = (book.best_bid(), book.best_ask()) else {
+            return;
+        };
+        let touch = (b.price.0, b.qty.0, a.price.0, a.qty.0);
+        let x = match self.micro {
+            Some(_) if touch == self.touch => self.micro_f64,
+            _ => {
+                let Some(m) = weighted_mid(touch.0, touch.1, touch.2, touch.3) else {
+                    return;
+                };
+                self.micro = Some(m);
+                self.touch = touch;
+                self.micro_f64 = m.to_f64(self.price_precision);
+                self.micro_f64
+            }
+        };
         let ema = self.ema.update(x);
         self.momentum_bps = if ema > 0.0 {
             (x - ema) / ema * 10_000.0

@@ -52,15 +52,52 @@ fn digits(s: &[u8], from: usize, n: usize) -> Option<i64> {
 /// Returns `None` for anything else (the caller counts it; a bad exchange timestamp is not fatal).
 #[must_use]
 pub fn parse_rfc3339(s: &[u8]) -> Option<Nanos> {
-    if s.len() < 20 || s[4] != b'-' || s[7] != b'-' || !matches!(s[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    if s[13] != b':' || s[16] != b':' {
+    parse_time(s, parse_date(s)?)
+}
+
+/// The last date parsed by [`parse_rfc3339_cached`]: a feed's timestamps share their date for a
+/// whole day, so its digits and calendar arithmetic are done once.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DateCache {
+    date: [u8; 10],
+    day_secs: Option<i64>,
+}
+
+/// [`parse_rfc3339`], reusing the date of the previous call when it is the same.
+#[must_use]
+pub fn parse_rfc3339_cached(s: &[u8], cache: &mut DateCache) -> Option<Nanos> {
+    let date = s.get(..10)?;
+    let day_secs = match cache.day_secs {
+        Some(d) if date == cache.date => d,
+        _ => {
+            let d = parse_date(s)?;
+            cache.date.copy_from_slice(date);
+            cache.day_secs = Some(d);
+            d
+        }
+    };
+    parse_time(s, day_secs)
+}
+
+/// `YYYY-MM-DD` (and the shape of the rest) → seconds from the epoch to that day's midnight.
+fn parse_date(s: &[u8]) -> Option<i64> {
+    if s.len() < 20 || s[4] != b'-' || s[7] != b'-' {
         return None;
     }
     let (y, mo, d) = (digits(s, 0, 4)?, digits(s, 5, 2)?, digits(s, 8, 2)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return None;
+    }
+    Some(days_from_civil(y, mo, d) * 86_400)
+}
+
+/// `THH:MM:SS[.fraction](Z|±HH:MM)` after a date at `day_secs`.
+fn parse_time(s: &[u8], day_secs: i64) -> Option<Nanos> {
+    if s.len() < 20 || !matches!(s[10], b'T' | b't' | b' ') || s[13] != b':' || s[16] != b':' {
+        return None;
+    }
     let (h, mi, se) = (digits(s, 11, 2)?, digits(s, 14, 2)?, digits(s, 17, 2)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+    if h > 23 || mi > 59 || se > 60 {
         return None;
     }
     let mut i = 19;
@@ -90,8 +127,7 @@ pub fn parse_rfc3339(s: &[u8]) -> Option<Nanos> {
         }
         _ => return None,
     };
-    let days = days_from_civil(y, mo, d);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_s;
+    let secs = day_secs + h * 3600 + mi * 60 + se - offset_s;
     secs.checked_mul(SEC)?.checked_add(frac_ns)
 }
 
@@ -114,6 +150,21 @@ pub fn format_rfc3339(ns: Nanos) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The cache never changes an answer, whatever came before.
+        #[test]
+        fn cached_parse_equals_the_plain_one(
+            stamps in proptest::collection::vec(
+                r"(19[0-9]{2}|20[0-9]{2}|0000|9999)-(0[0-9]|1[0-3])-([0-3][0-9])[T t]([0-2][0-9]):([0-6][0-9]):([0-6][0-9])(\.[0-9]{0,12})?(Z|z|[+-][0-9]{2}:[0-9]{2}|)",
+                1..20),
+            garbage in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..30), 0..5)) {
+            let mut cache = DateCache::default();
+            for s in stamps.iter().map(|s| s.as_bytes().to_vec()).chain(garbage).chain(stamps.iter().map(|s| s.as_bytes().to_vec())) {
+                proptest::prop_assert_eq!(parse_rfc3339_cached(&s, &mut cache), parse_rfc3339(&s));
+            }
+        }
+    }
 
     #[test]
     fn parses_kraken_timestamps() {
