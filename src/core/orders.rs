@@ -136,7 +136,10 @@ pub struct OrderStats {
 /// The live orders and the recently closed ones.
 #[derive(Debug, Clone)]
 pub struct OrderManager {
+    /// Live orders, oldest first, packed at the front: `live[..n]` are all `Some` (every
+    /// tick scans them several times; a packed prefix stops at the last one).
     live: [Option<Order>; MAX_ORDERS],
+    n: usize,
     closed: [Option<Order>; CLOSED_MEMORY],
     closed_next: usize,
     next_id: ClientId,
@@ -151,6 +154,7 @@ impl OrderManager {
     pub fn new(first_id: ClientId) -> OrderManager {
         OrderManager {
             live: [None; MAX_ORDERS],
+            n: 0,
             closed: [None; CLOSED_MEMORY],
             closed_next: 0,
             next_id: first_id,
@@ -160,13 +164,13 @@ impl OrderManager {
 
     /// Registers a new order; `None` when every slot is in use.
     pub fn open(&mut self, mut req: OrderRequest, now: Nanos) -> Option<OrderRequest> {
-        let Some(slot) = self.live.iter_mut().find(|s| s.is_none()) else {
+        if self.n == MAX_ORDERS {
             self.stats.slots_full += 1;
             return None;
-        };
+        }
         req.cl_id = self.next_id;
         self.next_id += 1;
-        *slot = Some(Order {
+        self.live[self.n] = Some(Order {
             req,
             state: OrderState::PendingNew,
             filled: Qty(0),
@@ -174,6 +178,7 @@ impl OrderManager {
             cum_fee: Cash(0),
             placed_at: now,
         });
+        self.n += 1;
         self.stats.placed += 1;
         Some(req)
     }
@@ -185,8 +190,8 @@ impl OrderManager {
         if self.get(req.cl_id).is_some() {
             return;
         }
-        if let Some(slot) = self.live.iter_mut().find(|s| s.is_none()) {
-            *slot = Some(Order {
+        if self.n < MAX_ORDERS {
+            self.live[self.n] = Some(Order {
                 req,
                 state: OrderState::PendingNew,
                 filled: Qty(0),
@@ -194,6 +199,7 @@ impl OrderManager {
                 cum_fee: Cash(0),
                 placed_at,
             });
+            self.n += 1;
             self.stats.placed += 1;
         }
     }
@@ -212,13 +218,13 @@ impl OrderManager {
 
     /// Live (non-terminal) orders.
     pub fn live(&self) -> impl Iterator<Item = &Order> + '_ {
-        self.live.iter().flatten()
+        self.live[..self.n].iter().flatten()
     }
 
     /// Number of live orders.
     #[must_use]
     pub fn live_count(&self) -> usize {
-        self.live().count()
+        self.n
     }
 
     /// A live order by id.
@@ -228,24 +234,28 @@ impl OrderManager {
     }
 
     fn live_mut(&mut self, cl_id: ClientId) -> Option<&mut Order> {
-        self.live
+        self.live[..self.n]
             .iter_mut()
             .flatten()
             .find(|o| o.req.cl_id == cl_id)
     }
 
     fn close(&mut self, cl_id: ClientId, state: OrderState) {
-        for slot in &mut self.live {
-            if let Some(o) = slot
-                && o.req.cl_id == cl_id
-            {
-                o.state = state;
-                self.closed[self.closed_next] = Some(*o);
-                self.closed_next = (self.closed_next + 1) % CLOSED_MEMORY;
-                *slot = None;
-                return;
-            }
+        let Some(i) = self.live[..self.n]
+            .iter()
+            .position(|s| s.is_some_and(|o| o.req.cl_id == cl_id))
+        else {
+            return;
+        };
+        if let Some(mut o) = self.live[i] {
+            o.state = state;
+            self.closed[self.closed_next] = Some(o);
+            self.closed_next = (self.closed_next + 1) % CLOSED_MEMORY;
         }
+        // Keep the prefix packed and in age order.
+        self.live.copy_within(i + 1..self.n, i);
+        self.n -= 1;
+        self.live[self.n] = None;
     }
 
     /// Applies an order event.
@@ -290,7 +300,7 @@ impl OrderManager {
         cum_cost: Cash,
         cum_fee: Cash,
     ) -> OrderUpdate {
-        let in_live = self.live.iter().flatten().any(|o| o.req.cl_id == cl_id);
+        let in_live = self.live().any(|o| o.req.cl_id == cl_id);
         let order = if in_live {
             self.live_mut(cl_id)
         } else {
@@ -345,6 +355,34 @@ mod tests {
             ioc: false,
             purpose: Purpose::Entry,
         }
+    }
+
+    #[test]
+    fn live_orders_stay_in_age_order_through_closes_and_slots_are_reused() {
+        let mut m = OrderManager::new(1);
+        let ids: Vec<ClientId> = (0..MAX_ORDERS)
+            .map(|_| m.open(req(Side::Buy, 1), 0).unwrap().cl_id)
+            .collect();
+        assert!(m.open(req(Side::Buy, 1), 0).is_none(), "every slot in use");
+        m.on_event(&OrderEvent::Cancelled {
+            cl_id: ids[2],
+            reason: CancelReason::Requested,
+        });
+        m.on_event(&OrderEvent::Rejected {
+            cl_id: ids[0],
+            reason: crate::core::event::RejectReason::PostOnly,
+        });
+        let newest = m.open(req(Side::Sell, 1), 0).unwrap().cl_id;
+        let live: Vec<ClientId> = m.live().map(|o| o.req.cl_id).collect();
+        let mut want: Vec<ClientId> = ids
+            .iter()
+            .copied()
+            .filter(|&i| i != ids[0] && i != ids[2])
+            .collect();
+        want.push(newest);
+        assert_eq!(live, want);
+        assert_eq!(m.live_count(), MAX_ORDERS - 1);
+        assert!(m.get(ids[2]).is_none() && m.get(newest).is_some());
     }
 
     #[test]
