@@ -225,6 +225,73 @@ fn a_lost_add_order_answer_never_creates_a_second_order() {
     let _ = link.finish();
 }
 
+/// A cancel that arrives while a lost AddOrder answer is still being looked for reaches the
+/// order: it is found first, then cancelled; nothing is left resting or sent twice.
+#[test]
+fn a_cancel_during_a_lost_add_order_lookup_still_cancels_the_order() {
+    let sim = RestSim::start("10000", "0", market()).unwrap();
+    let link = start(cfg(&sim));
+    let mut seen = Vec::new();
+    sim.faults().dropped.store(1, Ordering::SeqCst);
+    link.send(Intent::Place(buy(7, 599_000))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sim.exchange().calls.contains_key("AddOrder") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The worker is backing off after the lost answer; the lookup has not run yet.
+    link.send(Intent::Cancel { cl_id: 7 }).unwrap();
+    wait_for(&link, &mut seen, |e| {
+        matches!(e, OrderEvent::Cancelled { cl_id: 7, .. })
+    });
+    let ex = sim.exchange();
+    assert_eq!(ex.orders.len(), 1, "{:?}", ex.orders);
+    assert!(
+        ex.orders.values().all(|o| o.status == "canceled"),
+        "{:?}",
+        ex.orders
+    );
+    assert_eq!(ex.calls.get("AddOrder"), Some(&1), "never resent");
+    assert_eq!(ex.calls.get("CancelOrder"), Some(&1), "{:?}", ex.calls);
+    drop(ex);
+    assert!(
+        seen.contains(&OrderEvent::Accepted { cl_id: 7 }),
+        "{seen:?}"
+    );
+    let _ = link.finish();
+}
+
+/// A lost AddOrder answer for an order that already ended is found among the closed orders:
+/// never sent again, and its end reaches the core (here: cancelled as post-only).
+#[test]
+fn a_lost_add_order_that_already_ended_is_found_among_closed_orders() {
+    let sim = RestSim::start("10000", "0", market()).unwrap();
+    let link = start(cfg(&sim));
+    let mut seen = Vec::new();
+    sim.faults().dropped.store(1, Ordering::SeqCst);
+    // Crosses the touch (ask 600 010): accepted, then cancelled as post-only.
+    link.send(Intent::Place(buy(8, 600_500))).unwrap();
+    wait_for(&link, &mut seen, |e| {
+        *e == OrderEvent::Rejected {
+            cl_id: 8,
+            reason: RejectReason::PostOnly,
+        }
+    });
+    let ex = sim.exchange();
+    let calls = |m: &str| ex.call_log.iter().filter(|(_, c)| c == m).count();
+    assert_eq!(
+        (calls("AddOrder"), calls("ClosedOrders")),
+        (1, 1),
+        "never resent"
+    );
+    drop(ex);
+    assert!(
+        seen.contains(&OrderEvent::Accepted { cl_id: 8 }),
+        "{seen:?}"
+    );
+    let _ = link.finish();
+}
+
 #[test]
 fn rate_limit_and_server_errors_back_off_two_seconds_then_double() {
     let sim = RestSim::start("10000", "0", market()).unwrap();
@@ -240,12 +307,18 @@ fn rate_limit_and_server_errors_back_off_two_seconds_then_double() {
             reason: RejectReason::RateLimit,
         }
     });
-    // Next, a 502: maybe placed, so the worker looks (after 4 s) before resending.
+    // Next, a 502: maybe placed, so the worker looks (after 4 s) among open and closed orders;
+    // in neither, it never arrived and is sent again.
     sim.faults().server_errors.store(1, Ordering::SeqCst);
     link.send(Intent::Place(buy(2, 599_000))).unwrap();
     wait_for(&link, &mut seen, |e| {
         *e == OrderEvent::Accepted { cl_id: 2 }
     });
+    let ex = sim.exchange();
+    let calls = |m: &str| ex.call_log.iter().filter(|(_, c)| c == m).count();
+    assert_eq!((calls("AddOrder"), calls("ClosedOrders")), (3, 1));
+    assert_eq!(ex.orders.len(), 1, "one order: {:?}", ex.orders);
+    drop(ex);
     assert!(t0.elapsed() >= Duration::from_secs(6), "{:?}", t0.elapsed());
     let log: Vec<Instant> = sim
         .exchange()

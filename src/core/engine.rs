@@ -13,7 +13,7 @@ use crate::core::accounting::Accounting;
 use crate::core::book::{Book, BookError, ChecksumFormat};
 use crate::core::event::{
     Alert, AlertKind, AlertLevel, ClientId, Event, Intent, IntentSink, JournalEntry, JournalKind,
-    OrderEvent, OrderRequest, Purpose, ResyncReason, Stage,
+    OrderEvent, OrderRequest, Purpose, RejectReason, ResyncReason, Stage,
 };
 use crate::core::orders::{MAX_ORDERS, Order, OrderManager, OrderState, OrderUpdate};
 use crate::core::paper::{FillModel, MAX_PAPER_EVENTS, PaperVenue};
@@ -121,10 +121,19 @@ pub struct Core {
     last_decision: Option<Decision>,
     last_trade: Option<Trade>,
     slots_alerted: bool,
+    /// Per side (buy, sell): no new order before this time after a refusal, and the backoff
+    /// the next refusal doubles.
+    reject_until: [Nanos; 2],
+    reject_backoff: [Nanos; 2],
     /// When equity was last journaled, and the (peak, max drawdown) it said.
     journaled_equity: (Nanos, (crate::core::money::Cash, i64)),
     now: Nanos,
 }
+
+/// First wait after the venue refuses an order (not post-only); doubles per refusal in a row.
+const REJECT_BACKOFF_MIN: Nanos = SEC_NS;
+/// Longest such wait.
+const REJECT_BACKOFF_MAX: Nanos = 60 * SEC_NS;
 
 /// A sink that drops everything (journal replay).
 struct Discard;
@@ -172,6 +181,8 @@ impl Core {
             last_decision: None,
             last_trade: None,
             slots_alerted: false,
+            reject_until: [Nanos::MIN; 2],
+            reject_backoff: [0; 2],
             journaled_equity: (Nanos::MIN / 2, (crate::core::money::Cash(0), 0)),
             now: 0,
             config: config.clone(),
@@ -432,6 +443,28 @@ impl Core {
             self.acct.set_balances(quote, base, self.signals.micro);
             return;
         }
+        let side = match *ev {
+            OrderEvent::Accepted { cl_id } | OrderEvent::Rejected { cl_id, .. } => {
+                self.orders.get(cl_id).map(|o| o.side() as usize)
+            }
+            _ => None,
+        };
+        match *ev {
+            OrderEvent::Accepted { .. } => {
+                if let Some(s) = side {
+                    self.reject_backoff[s] = 0;
+                }
+            }
+            OrderEvent::Rejected { reason, .. } if reason != RejectReason::PostOnly => {
+                if let Some(s) = side {
+                    let b =
+                        (self.reject_backoff[s] * 2).clamp(REJECT_BACKOFF_MIN, REJECT_BACKOFF_MAX);
+                    self.reject_backoff[s] = b;
+                    self.reject_until[s] = now + b;
+                }
+            }
+            _ => {}
+        }
         match self.orders.on_event(ev) {
             OrderUpdate::Fill(delta) => {
                 self.acct.on_fill(&delta, now);
@@ -665,6 +698,13 @@ impl Core {
                     self.cancel_order(old, out);
                 }
                 self.pause(Rule::Cooldown);
+                continue;
+            }
+            if now < self.reject_until[side as usize] {
+                if let Some(old) = replacing {
+                    self.cancel_order(old, out);
+                }
+                self.pause(Rule::Rejected);
                 continue;
             }
             let req = OrderRequest {

@@ -64,11 +64,14 @@ pub enum Rule {
     SlotsFull,
     /// The exchange or pair is not online.
     ExchangeStatus,
+    /// The venue refused an order on this side (other than post-only): new orders there
+    /// wait 1 s, doubling per refusal in a row up to 60 s, instead of retrying every tick.
+    Rejected,
 }
 
 impl Rule {
     /// Number of rules.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
     /// All rules in counter order.
     pub const ALL: [Rule; Rule::COUNT] = [
         Rule::BookInvalid,
@@ -86,6 +89,7 @@ impl Rule {
         Rule::Stale,
         Rule::SlotsFull,
         Rule::ExchangeStatus,
+        Rule::Rejected,
     ];
 
     /// Snake-case name (JSON keys, metrics labels).
@@ -107,6 +111,7 @@ impl Rule {
             Rule::Stale => "stale_order",
             Rule::SlotsFull => "slots_full",
             Rule::ExchangeStatus => "exchange_status",
+            Rule::Rejected => "rejected",
         }
     }
 }

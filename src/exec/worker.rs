@@ -44,7 +44,7 @@ const BACKOFF_MIN: Duration = Duration::from_secs(2);
 const POLL_EVERY: Duration = Duration::from_micros(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// The private endpoints the worker calls (one round-trip histogram each).
-const ENDPOINTS: [&str; 8] = [
+const ENDPOINTS: [&str; 9] = [
     "AddOrder",
     "AmendOrder",
     "Balance",
@@ -52,6 +52,7 @@ const ENDPOINTS: [&str; 8] = [
     "CancelAllOrdersAfter",
     "CancelOrder",
     "OpenOrders",
+    "ClosedOrders",
     "QueryOrders",
 ];
 /// How often a copy of the report goes to the dashboard.
@@ -247,6 +248,16 @@ struct Tracked {
     last_exec: Qty,
 }
 
+/// Where an order whose AddOrder answer was lost turned out to be.
+enum Lookup {
+    /// Open or ended at Kraken: now tracked.
+    Found,
+    /// In neither list: it never arrived.
+    Absent,
+    /// A lookup call failed.
+    Failed,
+}
+
 enum Job {
     Place(OrderRequest, Instant),
     Cancel(ClientId),
@@ -382,7 +393,9 @@ impl Worker {
                 self.push_risk_reducing(Job::Cancel(cl_id));
             }
             Intent::CancelAll => {
-                self.queue.retain(|j| matches!(j, Job::Cancel(_)));
+                // Lost AddOrder answers are still looked up (by the cancel-all itself).
+                self.queue
+                    .retain(|j| matches!(j, Job::Cancel(_) | Job::Recover(..)));
                 self.queue.push_front(Job::CancelAll);
             }
             Intent::Place(req) => self.queue.push_back(Job::Place(req, now)),
@@ -676,28 +689,103 @@ impl Worker {
         self.journal_txid(req.cl_id);
     }
 
-    /// After a lost AddOrder answer: is the order there? Then it was accepted; else resend.
+    /// After a lost AddOrder answer: is the order there (open, or already ended)? Then it was
+    /// accepted; only when it is in neither list did it never arrive, and it is sent again.
     fn recover(&mut self, req: OrderRequest, since: Instant) {
+        let Ok(open) = self.timed("OpenOrders", RestClient::open_orders) else {
+            self.queue.push_front(Job::Recover(req, since));
+            return;
+        };
+        match self.lookup_lost(req, since, &open) {
+            Lookup::Found => {
+                let _ = self
+                    .report
+                    .intent_to_ack
+                    .record(since.elapsed().as_nanos().max(1) as u64);
+            }
+            Lookup::Absent => self.queue.push_front(Job::Place(req, since)),
+            Lookup::Failed => self.queue.push_front(Job::Recover(req, since)),
+        }
+    }
+
+    /// Finds an order whose AddOrder answer was lost by its `cl_ord_id`: among `open`, else
+    /// among the orders closed since it was sent (it may have filled at once, or been
+    /// cancelled as post-only). Found: it is tracked and accepted, and an ended one's fills
+    /// and end are reported at once.
+    fn lookup_lost(
+        &mut self,
+        req: OrderRequest,
+        since: Instant,
+        open: &BTreeMap<String, OrderInfo>,
+    ) -> Lookup {
         let cl = kraken_cl(req.cl_id);
-        match self.timed("OpenOrders", RestClient::open_orders) {
-            Ok(open) => {
-                if let Some((txid, _)) = open
-                    .iter()
-                    .find(|(_, o)| o.cl_ord_id.as_deref() == Some(cl.as_str()))
-                {
-                    let _ = self
-                        .report
-                        .intent_to_ack
-                        .record(since.elapsed().as_nanos().max(1) as u64);
-                    self.track(req, cl, txid.clone());
-                    self.emit(OrderEvent::Accepted { cl_id: req.cl_id });
-                } else {
-                    // Not resting: never reached Kraken (or already done; the poll will say).
-                    self.queue.push_front(Job::Place(req, since));
+        let is_ours = |o: &OrderInfo| o.cl_ord_id.as_deref() == Some(cl.as_str());
+        if let Some((txid, _)) = open.iter().find(|(_, o)| is_ours(o)) {
+            self.track(req, cl, txid.clone());
+            self.emit(OrderEvent::Accepted { cl_id: req.cl_id });
+            return Lookup::Found;
+        }
+        // Opened after the request left (less a margin for clock skew).
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+            - since.elapsed().as_secs_f64()
+            - 30.0;
+        let Ok(closed) = self.timed("ClosedOrders", |c| c.closed_orders(start)) else {
+            return Lookup::Failed;
+        };
+        let Some((txid, info)) = closed.iter().find(|(_, o)| is_ours(o)) else {
+            return Lookup::Absent;
+        };
+        log::info!(
+            "order {} ({txid}): its AddOrder answer was lost and it has already ended ({})",
+            req.cl_id,
+            info.status
+        );
+        self.track(req, cl, txid.clone());
+        self.emit(OrderEvent::Accepted { cl_id: req.cl_id });
+        if let Some(t) = self.orders.get(&req.cl_id).cloned() {
+            self.apply_info(req.cl_id, &t, info);
+        }
+        Lookup::Found
+    }
+
+    /// Before anything cancels an order whose AddOrder answer is still being looked for (or
+    /// every such order: `None`), looks now, so that the cancel reaches it and its fills are
+    /// booked; one that never arrived is reported cancelled and never sent. `false` when a
+    /// lookup failed (the caller retries).
+    fn resolve_recoveries(&mut self, only: Option<ClientId>) -> bool {
+        let pending: Vec<(OrderRequest, Instant)> = self
+            .queue
+            .iter()
+            .filter_map(|j| match j {
+                Job::Recover(r, since) if only.is_none_or(|id| r.cl_id == id) => Some((*r, *since)),
+                _ => None,
+            })
+            .collect();
+        if pending.is_empty() {
+            return true;
+        }
+        let Ok(open) = self.timed("OpenOrders", RestClient::open_orders) else {
+            return false;
+        };
+        let mut ok = true;
+        for (req, since) in pending {
+            match self.lookup_lost(req, since, &open) {
+                Lookup::Found => {}
+                Lookup::Absent => self.emit(OrderEvent::Cancelled {
+                    cl_id: req.cl_id,
+                    reason: CancelReason::Requested,
+                }),
+                Lookup::Failed => {
+                    ok = false;
+                    continue; // stays queued
                 }
             }
-            Err(_) => self.queue.push_front(Job::Recover(req, since)),
+            self.queue
+                .retain(|j| !matches!(j, Job::Recover(r, _) if r.cl_id == req.cl_id));
         }
+        ok
     }
 
     /// Whether `old` can be amended in place: it rests at Kraken unfilled, is not IOC, and
@@ -760,6 +848,10 @@ impl Worker {
     }
 
     fn cancel(&mut self, cl_id: ClientId) {
+        if !self.orders.contains_key(&cl_id) && !self.resolve_recoveries(Some(cl_id)) {
+            self.queue.push_front(Job::Cancel(cl_id));
+            return;
+        }
         let Some(t) = self.orders.get(&cl_id).cloned() else {
             // Never placed (rejected, or lost): nothing rests.
             self.emit(OrderEvent::Cancelled {
@@ -788,6 +880,11 @@ impl Worker {
     }
 
     fn cancel_all(&mut self) {
+        // Orders whose AddOrder answer was lost are found first, so their fills are booked.
+        if !self.resolve_recoveries(None) && !self.stopping {
+            self.queue.push_front(Job::CancelAll);
+            return;
+        }
         match self.timed("CancelAll", RestClient::cancel_all) {
             Ok(_) => {
                 let ids: Vec<ClientId> = self.orders.keys().copied().collect();
@@ -889,8 +986,9 @@ impl Worker {
     }
 
     fn shutdown(&mut self) {
-        // Cancels first, then everything else is moot: the last word is a cancel-all.
-        self.queue.clear();
+        // Cancels first, then everything else is moot: the last word is a cancel-all (which
+        // first looks up orders whose AddOrder answer was lost, so their fills are booked).
+        self.queue.retain(|j| matches!(j, Job::Recover(..)));
         let deadline = Instant::now() + self.cfg.timeout * 2;
         while Instant::now() < deadline && !self.report.shutdown_cancel_confirmed {
             std::thread::sleep(self.next_call.saturating_duration_since(Instant::now()));

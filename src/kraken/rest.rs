@@ -149,6 +149,11 @@ struct OpenResult {
     open: BTreeMap<String, OrderInfo>,
 }
 
+#[derive(Deserialize)]
+struct ClosedResult {
+    closed: BTreeMap<String, OrderInfo>,
+}
+
 impl RestClient {
     /// A client for `base` (e.g. `https://api.kraken.com`) trading `pair` (e.g. `XBTUSD`).
     #[must_use]
@@ -317,6 +322,20 @@ impl RestClient {
     pub fn open_orders(&mut self) -> Result<BTreeMap<String, OrderInfo>, KrakenError> {
         let t = self.private("OpenOrders", &[])?;
         Ok(Self::parse::<OpenResult>("OpenOrders", &t)?.open)
+    }
+
+    /// Orders closed (filled, cancelled, expired) that were opened after `start` (Unix
+    /// seconds); Kraken returns the 50 most recent.
+    ///
+    /// # Errors
+    /// See [`RestClient::private`].
+    pub fn closed_orders(
+        &mut self,
+        start: f64,
+    ) -> Result<BTreeMap<String, OrderInfo>, KrakenError> {
+        let start = format!("{start:.3}");
+        let t = self.private("ClosedOrders", &[("start", &start), ("trades", "false")])?;
+        Ok(Self::parse::<ClosedResult>("ClosedOrders", &t)?.closed)
     }
 
     /// The given orders (at most 50 txids per call, as Kraken allows).

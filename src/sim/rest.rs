@@ -400,6 +400,26 @@ impl Exchange {
                     .collect();
                 Ok(format!(r#"{{"open":{{{}}}}}"#, open.join(",")))
             }
+            "ClosedOrders" => {
+                let start: f64 = p.get("start").and_then(|v| v.parse().ok()).unwrap_or(0.0);
+                // The 50 most recent, as Kraken answers.
+                let mut recent: Vec<(&String, &SimOrder)> = self
+                    .orders
+                    .iter()
+                    .filter(|(_, o)| o.status != "open" && o.opentm > start)
+                    .collect();
+                recent.sort_by(|a, b| b.1.opentm.total_cmp(&a.1.opentm));
+                let closed: Vec<String> = recent
+                    .iter()
+                    .take(50)
+                    .map(|(id, o)| format!(r#""{id}":{}"#, info(o)))
+                    .collect();
+                Ok(format!(
+                    r#"{{"closed":{{{}}},"count":{}}}"#,
+                    closed.join(","),
+                    closed.len()
+                ))
+            }
             "QueryOrders" => {
                 let ids = p.get("txid").ok_or("EGeneral:Invalid arguments")?;
                 let mut out = Vec::new();

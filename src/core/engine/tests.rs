@@ -628,3 +628,70 @@ fn open_req() -> OrderRequest {
         purpose: Purpose::Entry,
     }
 }
+
+/// A venue refusal (other than post-only) is not retried on every tick: that side waits 1 s,
+/// then 2 s after a second refusal in a row; an acceptance resets the wait.
+#[test]
+fn refused_orders_back_off_instead_of_retrying_every_tick() {
+    let mut r = Run::new(&cfg("live_mode = true"));
+    r.frame(SEC, &snap(59_999.9, 60_000.1));
+    let buy = |v: &[Intent]| places(v).into_iter().find(|p| p.side == Side::Buy);
+    let mut t = SEC + MS;
+    let first = buy(&r.ev(t, Event::Timer))
+        .or_else(|| {
+            r.core
+                .orders()
+                .live()
+                .find(|o| o.side() == Side::Buy)
+                .map(|o| o.req)
+        })
+        .expect("a buy quote");
+    let refuse = |r: &mut Run, t: Nanos, cl_id| {
+        r.ev(
+            t,
+            Event::Order(OrderEvent::Rejected {
+                cl_id,
+                reason: RejectReason::InsufficientFunds,
+            }),
+        )
+    };
+    let out = refuse(&mut r, t, first.cl_id);
+    assert!(buy(&out).is_none(), "not straight back: {out:?}");
+    for k in 1..9 {
+        let out = r.ev(t + k * 100 * MS, Event::Timer);
+        assert!(buy(&out).is_none(), "within 1 s: {out:?}");
+    }
+    assert!(r.core.pause_counts()[Rule::Rejected as usize] > 0);
+    t += 1_000 * MS;
+    let second = buy(&r.ev(t, Event::Timer)).expect("after 1 s the buy is quoted again");
+    refuse(&mut r, t, second.cl_id);
+    assert!(
+        buy(&r.ev(t + 1_500 * MS, Event::Timer)).is_none(),
+        "the wait doubled"
+    );
+    let third = buy(&r.ev(t + 2_000 * MS, Event::Timer)).expect("after 2 s");
+    r.ev(
+        t + 2_001 * MS,
+        Event::Order(OrderEvent::Accepted { cl_id: third.cl_id }),
+    );
+    // (Each order event also runs a tick: the requote comes with the event.)
+    let mut again = r.ev(
+        t + 2_002 * MS,
+        Event::Order(OrderEvent::Cancelled {
+            cl_id: third.cl_id,
+            reason: CancelReason::Exchange,
+        }),
+    );
+    again.extend(r.ev(t + 2_003 * MS, Event::Timer));
+    let next = buy(&again).expect("an acceptance reset the wait");
+    // A post-only refusal is the market moving: quoting again at once is right.
+    let mut out = r.ev(
+        t + 2_004 * MS,
+        Event::Order(OrderEvent::Rejected {
+            cl_id: next.cl_id,
+            reason: RejectReason::PostOnly,
+        }),
+    );
+    out.extend(r.ev(t + 2_005 * MS, Event::Timer));
+    assert!(buy(&out).is_some(), "{out:?}");
+}
