@@ -351,3 +351,63 @@ fn an_unreachable_api_fails_start_up() {
     .unwrap_err();
     assert!(!e.to_string().contains(DEMO_SECRET));
 }
+
+/// At start-up, an order an earlier run placed without ever hearing back (no txid in its
+/// journal) that has since filled is found among the closed orders and its fill booked.
+#[test]
+fn a_journal_order_without_an_answer_that_filled_is_booked_at_start() {
+    use wildbot::exec::worker::Adopt;
+    use wildbot::kraken::rest::{AddOrder, RestClient};
+    let sim = RestSim::start("10000", "0", market()).unwrap();
+    let req = buy(0x2a, 599_000);
+    let mut client = RestClient::new(
+        &sim.url(),
+        "XBTUSD",
+        Credentials::new(DEMO_KEY, DEMO_SECRET).unwrap(),
+        Duration::from_secs(2),
+    );
+    let txid = client
+        .add_order(&AddOrder {
+            cl_ord_id: "wb2a".into(),
+            side: "buy",
+            volume: "0.00200000".into(),
+            price: "59900.0".into(),
+            post_only: true,
+            ioc: false,
+        })
+        .unwrap();
+    sim.exchange()
+        .fill(&txid, Qty(200_000), Price(599_000), 1_600);
+    let placed_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let link = worker::start(
+        WorkerConfig {
+            adopt: vec![Adopt {
+                req,
+                exec: Qty(0),
+                ids: None,
+                placed_ns,
+            }],
+            ..cfg(&sim)
+        },
+        Credentials::new(DEMO_KEY, DEMO_SECRET).unwrap(),
+        waker(),
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let fill = wait_for(&link, &mut seen, |e| matches!(e, OrderEvent::Fill { .. }));
+    assert!(
+        matches!(
+            fill,
+            OrderEvent::Fill {
+                cl_id: 0x2a,
+                cum_qty: Qty(200_000),
+                ..
+            }
+        ),
+        "{fill:?}"
+    );
+    let _ = link.finish();
+}

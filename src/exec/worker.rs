@@ -180,6 +180,8 @@ pub struct Adopt {
     pub exec: Qty,
     /// Kraken's id and `cl_ord_id`, when the journal has them.
     pub ids: Option<(String, String)>,
+    /// When it was placed, ns since the Unix epoch.
+    pub placed_ns: Nanos,
 }
 
 /// Balances as the core wants them.
@@ -576,12 +578,22 @@ impl Worker {
             .filter(|(_, o)| o.descr.pair == self.cfg.pair)
             .collect();
         for a in adopt {
-            let found = a.ids.clone().or_else(|| {
-                let cl = kraken_cl(a.req.cl_id);
+            let cl = kraken_cl(a.req.cl_id);
+            let mut found = a.ids.clone().or_else(|| {
                 mine.iter()
                     .find(|(_, o)| o.cl_ord_id.as_deref() == Some(cl.as_str()))
-                    .map(|(txid, _)| ((*txid).clone(), cl))
+                    .map(|(txid, _)| ((*txid).clone(), cl.clone()))
             });
+            if found.is_none() {
+                // Its AddOrder answer never came: it may have ended since (filled, cancelled).
+                let start = a.placed_ns as f64 / 1e9 - 30.0;
+                found = self
+                    .client
+                    .closed_orders(start)?
+                    .into_iter()
+                    .find(|(_, o)| o.cl_ord_id.as_deref() == Some(cl.as_str()))
+                    .map(|(txid, _)| (txid, cl));
+            }
             match found {
                 Some((txid, cl)) => {
                     let still_open = mine.iter().any(|(t, _)| **t == txid);
@@ -609,8 +621,8 @@ impl Worker {
                 }
                 None => {
                     log::warn!(
-                        "reconcile: journal order {} never got Kraken's answer and is not open \
-                         on the exchange: treated as cancelled",
+                        "reconcile: journal order {} never got Kraken's answer and is neither \
+                         open nor closed on the exchange: it never arrived",
                         a.req.cl_id
                     );
                     self.emit(OrderEvent::Cancelled {

@@ -588,6 +588,7 @@ fn journal_open_orders(
             req: o.req,
             exec: o.filled,
             ids: loaded.txids.get(&o.req.cl_id).cloned(),
+            placed_ns: o.placed_at,
         })
         .collect())
 }
@@ -638,7 +639,8 @@ impl Feed<'_> {
         }
     }
 
-    /// At shutdown, when intents are no longer routed: the journal still gets its records.
+    /// Hands the journal its records among the pending intents and drops the rest: at start-up
+    /// and shutdown, when the others have nowhere to go.
     fn journal_intents(&mut self) {
         if let Some(j) = &self.journal {
             for i in self.out.iter() {
