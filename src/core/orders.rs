@@ -170,17 +170,22 @@ impl OrderManager {
         }
         req.cl_id = self.next_id;
         self.next_id += 1;
+        self.push_live(req, now);
+        Some(req)
+    }
+
+    /// Appends a new pending order after the live ones (a slot must be free).
+    fn push_live(&mut self, req: OrderRequest, placed_at: Nanos) {
         self.live[self.n] = Some(Order {
             req,
             state: OrderState::PendingNew,
             filled: Qty(0),
             cum_cost: Cash(0),
             cum_fee: Cash(0),
-            placed_at: now,
+            placed_at,
         });
         self.n += 1;
         self.stats.placed += 1;
-        Some(req)
     }
 
     /// Re-registers an order from the journal with its own id; later ids follow it. Ignored
@@ -191,16 +196,7 @@ impl OrderManager {
             return;
         }
         if self.n < MAX_ORDERS {
-            self.live[self.n] = Some(Order {
-                req,
-                state: OrderState::PendingNew,
-                filled: Qty(0),
-                cum_cost: Cash(0),
-                cum_fee: Cash(0),
-                placed_at,
-            });
-            self.n += 1;
-            self.stats.placed += 1;
+            self.push_live(req, placed_at);
         }
     }
 

@@ -656,17 +656,8 @@ impl Worker {
             );
             self.client.cancel_all()?;
         }
-        // Final fills and ends of the adopted orders (QueryOrders), as after any cancel-all.
-        let ids: Vec<ClientId> = self.orders.keys().copied().collect();
-        self.refresh(&ids);
-        for id in ids {
-            if self.orders.remove(&id).is_some() {
-                self.emit(OrderEvent::Cancelled {
-                    cl_id: id,
-                    reason: CancelReason::Requested,
-                });
-            }
-        }
+        // Final fills and ends of the adopted orders, as after any cancel-all.
+        self.settle_after_cancel_all();
         Ok(u32::try_from(mine.len()).unwrap_or(u32::MAX))
     }
 
@@ -891,6 +882,20 @@ impl Worker {
         }
     }
 
+    /// After a CancelAll: every tracked order's last fills (QueryOrders), then its end.
+    fn settle_after_cancel_all(&mut self) {
+        let ids: Vec<ClientId> = self.orders.keys().copied().collect();
+        self.refresh(&ids);
+        for id in ids {
+            if self.orders.remove(&id).is_some() {
+                self.emit(OrderEvent::Cancelled {
+                    cl_id: id,
+                    reason: CancelReason::Requested,
+                });
+            }
+        }
+    }
+
     fn cancel_all(&mut self) {
         // Orders whose AddOrder answer was lost are found first, so their fills are booked.
         if !self.resolve_recoveries(None) && !self.stopping {
@@ -899,16 +904,7 @@ impl Worker {
         }
         match self.timed("CancelAll", RestClient::cancel_all) {
             Ok(_) => {
-                let ids: Vec<ClientId> = self.orders.keys().copied().collect();
-                self.refresh(&ids);
-                for id in ids {
-                    if self.orders.remove(&id).is_some() {
-                        self.emit(OrderEvent::Cancelled {
-                            cl_id: id,
-                            reason: CancelReason::Requested,
-                        });
-                    }
-                }
+                self.settle_after_cancel_all();
                 if self.stopping {
                     self.report.shutdown_cancel_confirmed = true;
                 }

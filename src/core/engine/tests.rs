@@ -683,15 +683,23 @@ fn refused_orders_back_off_instead_of_retrying_every_tick() {
         }),
     );
     again.extend(r.ev(t + 2_003 * MS, Event::Timer));
-    let next = buy(&again).expect("an acceptance reset the wait");
+    let fourth = buy(&again).expect("quoted again");
+    // The acceptance reset the backoff: the next refusal waits 1 s again, not 4 s.
+    let t = t + 2_004 * MS;
+    refuse(&mut r, t, fourth.cl_id);
+    assert!(
+        buy(&r.ev(t + 900 * MS, Event::Timer)).is_none(),
+        "within 1 s"
+    );
+    let next = buy(&r.ev(t + 1_000 * MS, Event::Timer)).expect("an acceptance reset the wait");
     // A post-only refusal is the market moving: quoting again at once is right.
     let mut out = r.ev(
-        t + 2_004 * MS,
+        t + 1_001 * MS,
         Event::Order(OrderEvent::Rejected {
             cl_id: next.cl_id,
             reason: RejectReason::PostOnly,
         }),
     );
-    out.extend(r.ev(t + 2_005 * MS, Event::Timer));
+    out.extend(r.ev(t + 1_002 * MS, Event::Timer));
     assert!(buy(&out).is_some(), "{out:?}");
 }
