@@ -296,6 +296,16 @@ impl<'a> Cursor<'a> {
         Ok(d)
     }
 
+    /// A number in the common shape ([`Decimal::parse_plain`]), or `None` with the cursor
+    /// unmoved. The caller must check what follows (a number glued to `e`, `.` or more digits
+    /// is not one): the fast paths do, by eating the exact bytes Kraken writes next.
+    #[inline]
+    pub fn plain_decimal(&mut self) -> Option<Decimal> {
+        let (d, n) = Decimal::parse_plain(self.buf.get(self.pos..)?)?;
+        self.pos += n;
+        Some(d)
+    }
+
     /// Reads `true` or `false`.
     ///
     /// # Errors

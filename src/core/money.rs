@@ -199,6 +199,44 @@ impl Decimal {
         ))
     }
 
+    /// The common shape only — `digits[.digits]`, at most eight digits before the point and
+    /// eight after, with at least eight bytes from each run's start — parsed branch-light: each
+    /// run is found and converted eight bytes at a time. Returns the decimal and the bytes it
+    /// took, or `None` for anything else (sign, exponent, longer runs, near the end of the
+    /// text), which [`Decimal::parse_prefix`] then reads. Whatever follows the digits is left
+    /// to the caller: where it is `Some`, `parse_prefix` gives the same answer unless the next
+    /// byte glues more number onto it (`1.5e3`), which the caller must reject.
+    #[inline]
+    #[must_use]
+    pub fn parse_plain(text: &[u8]) -> Option<(Decimal, usize)> {
+        let (int, n) = digit_run(text)?;
+        if n == 0 {
+            return None;
+        }
+        if text.get(n) != Some(&b'.') {
+            return Some((
+                Decimal {
+                    mantissa: int,
+                    scale: 0,
+                    negative: false,
+                },
+                n,
+            ));
+        }
+        let (frac, m) = digit_run(text.get(n + 1..)?)?;
+        if m == 0 {
+            return None;
+        }
+        Some((
+            Decimal {
+                mantissa: int * POW10[m] + frac,
+                scale: m as u8,
+                negative: false,
+            },
+            n + 1 + m,
+        ))
+    }
+
     /// Parses a decimal from a `str` (config values, CLI flags).
     ///
     /// # Errors
@@ -281,6 +319,45 @@ fn accumulate_digits(text: &[u8], mut i: usize, mut acc: u64) -> Result<(u64, us
     Ok((acc, i))
 }
 
+/// The leading run of ASCII digits in `text` (at most eight) and its value, or `None` when
+/// the run is longer than eight digits or `text` is too short to tell (fewer than eight bytes,
+/// or eight digits and nothing after them).
+#[inline]
+fn digit_run(text: &[u8]) -> Option<(u64, usize)> {
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let v = u64::from_le_bytes(text.get(..8)?.try_into().ok()?);
+    // Per byte, bit 7 of `x + 0x50` is set from '0' up and bit 7 of `x + 0x46` from ':' up;
+    // neither sum carries into the next byte because `x` has bit 7 cleared. Bytes with bit 7
+    // set are not ASCII, so not digits.
+    let x = v & !HIGH;
+    let digit = x.wrapping_add(0x5050_5050_5050_5050) & !x.wrapping_add(0x4646_4646_4646_4646) & !v;
+    let stop = !digit & HIGH;
+    if stop == 0 {
+        // Eight digits: the run must end right after them.
+        return (!text.get(8)?.is_ascii_digit()).then(|| (eight_digits_unchecked(v), 8));
+    }
+    let n = (stop.trailing_zeros() / 8) as usize;
+    if n == 0 {
+        return Some((0, 0));
+    }
+    // Right-align the n digits behind '0' bytes: byte 0 is the first (most significant)
+    // digit in little-endian order, so shift the digits up and fill below.
+    let shift = 8 * (8 - n as u32);
+    let aligned = (v << shift) | (ZEROS >> (64 - shift));
+    Some((eight_digits_unchecked(aligned), n))
+}
+
+/// The value of eight ASCII digits read little-endian into `v`; the bytes must be digits.
+#[inline]
+fn eight_digits_unchecked(v: u64) -> u64 {
+    let low = v.wrapping_sub(0x3030_3030_3030_3030);
+    let pairs = low.wrapping_mul(10).wrapping_add(low >> 8);
+    ((pairs & 0x0000_00FF_0000_00FF).wrapping_mul(100 + (1_000_000 << 32))
+        + ((pairs >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32)))
+        >> 32
+}
+
 /// The value of eight ASCII digits read little-endian into `v`, or `None` if any byte is not
 /// a digit (the classic SWAR conversion: pairs, then quads, then the eight).
 #[inline]
@@ -292,11 +369,7 @@ fn eight_digits(v: u64) -> Option<u64> {
     if (v & 0xF0F0_F0F0_F0F0_F0F0) != ZEROS || (over & 0xF0F0_F0F0_F0F0_F0F0) != 0 {
         return None;
     }
-    let pairs = low.wrapping_mul(10).wrapping_add(low >> 8);
-    let quads = ((pairs & 0x0000_00FF_0000_00FF).wrapping_mul(100 + (1_000_000 << 32))
-        + ((pairs >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32)))
-        >> 32;
-    Some(quads)
+    Some(eight_digits_unchecked(v))
 }
 
 /// `n / d` rounded toward zero, exactly as `i128` division, but on the CPU's 64-bit divide
@@ -640,6 +713,28 @@ mod tests {
                 let want = v * i128::from(PPM_ONE + rate) / i128::from(PPM_ONE);
                 prop_assert_eq!(p.scale(Ppm(rate)).0, want);
             }
+        }
+
+        #[test]
+        fn plain_decimals_agree_with_the_full_parser(
+            text in r"[0-9]{0,10}(\.[0-9]{0,10})?[0-9.eE+\-,}a ]{0,10}") {
+            let t = text.as_bytes();
+            if let Some((d, n)) = Decimal::parse_plain(t) {
+                let glued = matches!(t.get(n), Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'));
+                if !glued {
+                    prop_assert_eq!(Decimal::parse_prefix(t), Ok((d, n)));
+                }
+                prop_assert!(t[..n].iter().all(|b| b.is_ascii_digit() || *b == b'.'));
+            }
+        }
+
+        #[test]
+        fn kraken_shaped_numbers_take_the_plain_path(int in 0u64..100_000_000, frac in "[0-9]{0,8}",
+                                                    tail in prop_oneof![Just(","), Just("}")]) {
+            let number = if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") };
+            let text = format!("{number}{tail}\"qty\":0}}]");
+            let want = Decimal::parse_prefix(text.as_bytes()).unwrap();
+            prop_assert_eq!(Decimal::parse_plain(text.as_bytes()), Some(want));
         }
 
         #[test]

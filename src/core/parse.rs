@@ -772,7 +772,12 @@ impl Parser {
         c.begin_array()?;
         let mut first = true;
         while c.next_element(&mut first)? {
-            let (price, qty) = match Self::level_fast(c) {
+            let fast = if self.fast_path {
+                Self::level_fast(c)
+            } else {
+                None
+            };
+            let (price, qty) = match fast {
                 Some(pq) => pq,
                 None => Self::level_general(c, side_field)?,
             };
@@ -803,11 +808,11 @@ impl Parser {
             if !c.eat(b"{\"price\":") {
                 return None;
             }
-            let p = c.decimal().ok()?;
+            let p = c.plain_decimal()?;
             if !c.eat(b",\"qty\":") {
                 return None;
             }
-            let q = c.decimal().ok()?;
+            let q = c.plain_decimal()?;
             c.eat(b"}").then_some((p, q))
         })();
         if r.is_none() {

@@ -230,6 +230,19 @@ fn fast_path_agrees_with_the_general_parser() {
                 frames.push(f[..at].to_vec());
             }
         }
+        // Numbers in shapes the plain-number path leaves to the general one.
+        let text = String::from_utf8_lossy(&f).into_owned();
+        for (from, to) in [
+            (r#""qty":0."#, r#""qty":0e0+0."#),
+            (r#""qty":1."#, r#""qty":1.0e0"#),
+            (r#","qty":"#, r#","qty":000000000"#),
+            (r#""price":"#, r#""price":100000000"#),
+            (r#""price":"#, r#""price":-"#),
+            (r#"},{"#, r#"e1},{"#),
+            (".", ".0000000000"),
+        ] {
+            frames.push(text.replacen(from, to, 1).into_bytes());
+        }
         frames.push(
             String::from_utf8_lossy(&f)
                 .replacen(r#""type":"update","#, "", 1)
