@@ -9,11 +9,13 @@
 //! applied in any order (qty 0 deletes); after the whole message each side is truncated to the
 //! subscribed depth (Kraken does not send deletes for levels pushed out of scope); then the
 //! checksum of the top 10 asks (ascending) and top 10 bids (descending) is compared with the one
-//! Kraken sent. Levels are 24 bytes so inserts and truncation move little; the checksum tokens
-//! (digits without point and leading zeros) live in a small per-side cache keyed by the level's
-//! price, so a level is formatted once while it stays unchanged in the top 10, and the checksum
-//! itself is mostly copies and one CRC pass.
+//! Kraken sent. Levels are 24 bytes so inserts and truncation move little; each level owns a
+//! slot holding its checksum token (digits without point and leading zeros), formatted once
+//! while the level stays unchanged. Where the CPU has carry-less multiplication the slot also
+//! keeps the token's own CRC and the checksum is assembled from those 20 CRCs ([`crc`]);
+//! elsewhere the tokens are copied into one string and hashed.
 
+use crate::core::crc;
 use crate::core::money::{Price, Qty, checksum_digits};
 use crate::core::parse::{BookHeader, MAX_LEVELS_PER_MSG, RawLevel};
 
@@ -70,6 +72,8 @@ pub struct Level {
 struct Token {
     fresh: bool,
     len: u8,
+    /// `raw` CRC of the token (see [`crc`]), kept only where the checksum is built by pieces.
+    raw: u32,
     bytes: [u8; TOKEN_CAP],
 }
 
@@ -77,6 +81,7 @@ impl Token {
     const STALE: Token = Token {
         fresh: false,
         len: 0,
+        raw: 0,
         bytes: [0; TOKEN_CAP],
     };
 }
@@ -129,6 +134,10 @@ pub struct Book {
     tokens: Box<[Token]>,
     /// Slots no level owns.
     free: Vec<u16>,
+    /// Carry-less multiplication, where the CPU has it: the checksum is then built from each
+    /// token's own CRC ([`crc`]) instead of copying the tokens into one string.
+    #[cfg(target_arch = "x86_64")]
+    pclmul: Option<crc::Pclmul>,
 }
 
 impl Book {
@@ -151,7 +160,20 @@ impl Book {
             crc_buf: vec![0u8; (2 * CHECKSUM_LEVELS + 1) * TOKEN_CAP].into_boxed_slice(),
             tokens: vec![Token::STALE; usize::from(slots)].into_boxed_slice(),
             free: (0..slots).rev().collect(),
+            #[cfg(target_arch = "x86_64")]
+            pclmul: crc::Pclmul::detect(),
         }
+    }
+
+    /// The same book computing its checksums by copying tokens into one string (what CPUs
+    /// without carry-less multiplication do), so tests can compare the two ways.
+    #[cfg(test)]
+    pub(crate) fn copying_checksums(mut self) -> Book {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.pclmul = None;
+        }
+        self
     }
 
     /// Empties the book and changes its unit precisions and checksum format, keeping its
@@ -307,6 +329,36 @@ impl Book {
     /// Kraken's v2 CRC32 over the current top 10 asks (ascending) then top 10 bids (descending).
     #[must_use]
     pub fn checksum(&mut self) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(hw) = self.pclmul {
+            // SAFETY: a `Pclmul` exists only where the CPU has the instruction.
+            return unsafe { self.checksum_by_pieces(hw) };
+        }
+        self.checksum_copied()
+    }
+
+    /// The checksum from each token's cached CRC: 20 multiplications, no copying.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "pclmulqdq")]
+    fn checksum_by_pieces(&mut self, hw: crc::Pclmul) -> u32 {
+        let mut pieces = crc::Pieces::default();
+        // Last piece first: bids from the 10th best up to the best, then asks from the 10th
+        // best down to the best (each side keeps its best level last).
+        for side in [&self.bids, &self.asks] {
+            for l in &side[side.len().saturating_sub(CHECKSUM_LEVELS)..] {
+                let t = &mut self.tokens[usize::from(l.slot)];
+                if !t.fresh {
+                    Self::format_token(self.price_precision, self.qty_precision, self.format, l, t);
+                    t.raw = crc::raw(hw, &t.bytes, usize::from(t.len));
+                }
+                pieces.push_front(hw, t.raw, usize::from(t.len));
+            }
+        }
+        pieces.crc32(hw)
+    }
+
+    /// The checksum over the tokens copied into one string.
+    fn checksum_copied(&mut self) -> u32 {
         let mut n = 0;
         for l in self
             .asks
@@ -617,7 +669,8 @@ mod tests {
     }
 
     /// The checksum from cached tokens equals one computed from scratch, through random
-    /// inserts, modifications, deletions at any position, truncation and snapshots.
+    /// inserts, modifications, deletions at any position, truncation and snapshots; built from
+    /// the tokens' own CRCs or copied into one string, it is the same.
     #[test]
     fn cached_token_checksum_equals_a_fresh_computation() {
         use rand::{RngExt, SeedableRng};
@@ -626,6 +679,8 @@ mod tests {
         let snap: Vec<RawLevel> = (0..10).map(|i| lvl(1000 - i, 5)).collect();
         let asks: Vec<RawLevel> = (0..10).map(|i| lvl(1001 + i, 5)).collect();
         b.apply(&hdr(true), &snap, &asks).unwrap();
+        let mut copying = Book::new(10, 0, 0, ChecksumFormat::precision(0, 0)).copying_checksums();
+        copying.apply(&hdr(true), &snap, &asks).unwrap();
         for step in 0..20_000 {
             let mut bids = Vec::new();
             let mut asks = Vec::new();
@@ -644,11 +699,15 @@ mod tests {
                 }
             }
             let snapshot = step % 997 == 0;
-            if b.apply(&hdr(snapshot), &bids, &asks).is_err() {
+            let applied = b.apply(&hdr(snapshot), &bids, &asks);
+            assert_eq!(copying.apply(&hdr(snapshot), &bids, &asks), applied);
+            if applied.is_err() {
                 continue;
             }
             let got = b.checksum();
-            let mut fresh = Book::new(10, 0, 0, ChecksumFormat::precision(0, 0));
+            assert_eq!(got, copying.checksum(), "step {step}");
+            let mut fresh =
+                Book::new(10, 0, 0, ChecksumFormat::precision(0, 0)).copying_checksums();
             let raw = |l: &Level| lvl(l.price.0, l.qty.0);
             let fb: Vec<RawLevel> = b.bids().map(raw).collect();
             let fa: Vec<RawLevel> = b.asks().map(raw).collect();

@@ -7,6 +7,7 @@
 
 pub mod accounting;
 pub mod book;
+pub mod crc;
 pub mod engine;
 pub mod event;
 pub mod json;
