@@ -46,6 +46,33 @@ pub enum Kind {
     Null,
 }
 
+/// The index of the first `"`, `\\` or control byte in `s`, eight bytes at a time.
+#[inline]
+fn string_end(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let v = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        // Per byte: zero after XOR with '"' or '\\', or below 0x20. Each test can also flag a
+        // byte *after* a true hit (a borrow), never before one, so the lowest flag is exact.
+        let quote = v ^ (ONES * u64::from(b'"'));
+        let slash = v ^ (ONES * u64::from(b'\\'));
+        let hits = (quote.wrapping_sub(ONES) & !quote)
+            | (slash.wrapping_sub(ONES) & !slash)
+            | (v.wrapping_sub(ONES * 0x20) & !v);
+        let hits = hits & HIGH;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    s[i..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|j| i + j)
+}
+
 /// A read position in a JSON text.
 #[derive(Debug, Clone)]
 pub struct Cursor<'a> {
@@ -186,9 +213,7 @@ impl<'a> Cursor<'a> {
         // Fast path: no escape and no control character before the closing quote (every key
         // and symbol Kraken sends).
         let rest = &self.buf[start..];
-        if let Some(i) = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        if let Some(i) = string_end(rest)
             && rest[i] == b'"'
         {
             self.pos = start + i + 1;
@@ -304,6 +329,15 @@ impl<'a> Cursor<'a> {
         let (d, n) = Decimal::parse_plain(self.buf.get(self.pos..)?)?;
         self.pos += n;
         Some(d)
+    }
+
+    /// A whole number in the common shape ([`crate::core::money::parse_plain_u64`]), or `None`
+    /// with the cursor unmoved; the caller checks what follows.
+    #[inline]
+    pub fn plain_u64(&mut self) -> Option<u64> {
+        let (v, n) = crate::core::money::parse_plain_u64(self.buf.get(self.pos..)?)?;
+        self.pos += n;
+        Some(v)
     }
 
     /// Reads `true` or `false`.
@@ -481,6 +515,18 @@ fn valid_json_number(n: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn string_end_finds_the_first_quote_backslash_or_control_byte(
+            s in prop::collection::vec(prop_oneof![
+                4 => 0x20u8..0x7F, 1 => Just(b'"'), 1 => Just(b'\\'), 1 => 0u8..0x20,
+                1 => 0x80u8..=0xFF], 0..40)) {
+            let want = s.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            prop_assert_eq!(string_end(&s), want);
+        }
+    }
 
     fn skip_all(s: &str) -> Result<(), JsonError> {
         let mut c = Cursor::new(s.as_bytes());

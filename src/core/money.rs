@@ -324,6 +324,17 @@ fn accumulate_digits(text: &[u8], mut i: usize, mut acc: u64) -> Result<(u64, us
 /// or eight digits and nothing after them).
 #[inline]
 fn digit_run(text: &[u8]) -> Option<(u64, usize)> {
+    let (v, n) = digit_prefix(text)?;
+    if n == 8 && text.get(8)?.is_ascii_digit() {
+        return None;
+    }
+    Some((v, n))
+}
+
+/// The value and count of the first (up to) eight ASCII digits of `text`, which must have
+/// eight bytes; a count of eight says nothing about what follows.
+#[inline]
+fn digit_prefix(text: &[u8]) -> Option<(u64, usize)> {
     const ZEROS: u64 = 0x3030_3030_3030_3030;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let v = u64::from_le_bytes(text.get(..8)?.try_into().ok()?);
@@ -334,8 +345,7 @@ fn digit_run(text: &[u8]) -> Option<(u64, usize)> {
     let digit = x.wrapping_add(0x5050_5050_5050_5050) & !x.wrapping_add(0x4646_4646_4646_4646) & !v;
     let stop = !digit & HIGH;
     if stop == 0 {
-        // Eight digits: the run must end right after them.
-        return (!text.get(8)?.is_ascii_digit()).then(|| (eight_digits_unchecked(v), 8));
+        return Some((eight_digits_unchecked(v), 8));
     }
     let n = (stop.trailing_zeros() / 8) as usize;
     if n == 0 {
@@ -346,6 +356,24 @@ fn digit_run(text: &[u8]) -> Option<(u64, usize)> {
     let shift = 8 * (8 - n as u32);
     let aligned = (v << shift) | (ZEROS >> (64 - shift));
     Some((eight_digits_unchecked(aligned), n))
+}
+
+/// A whole number of one to sixteen digits at the start of `text`, read eight bytes at a
+/// time, with the bytes it took; `None` for anything else (and near the end of the text),
+/// which the general parser then reads. As with [`Decimal::parse_plain`], the caller checks
+/// what follows.
+#[inline]
+#[must_use]
+pub fn parse_plain_u64(text: &[u8]) -> Option<(u64, usize)> {
+    let (high, n) = digit_prefix(text)?;
+    if n == 0 {
+        return None;
+    }
+    if n < 8 {
+        return Some((high, n));
+    }
+    let (low, m) = digit_run(text.get(8..)?)?;
+    Some((high * POW10[m] + low, 8 + m))
 }
 
 /// The value of eight ASCII digits read little-endian into `v`; the bytes must be digits.
@@ -726,6 +754,24 @@ mod tests {
                 }
                 prop_assert!(t[..n].iter().all(|b| b.is_ascii_digit() || *b == b'.'));
             }
+        }
+
+        #[test]
+        fn plain_whole_numbers_agree_with_the_full_parser(v in prop_oneof![
+            any::<u32>().prop_map(u64::from), 0u64..10_000_000_000_000_000, Just(0)],
+            tail in r"[,}. e0-9a]{8}") {
+            let text = format!("{v}{tail}");
+            let t = text.as_bytes();
+            if let Some((got, n)) = parse_plain_u64(t) {
+                let glued = matches!(t.get(n), Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'));
+                prop_assert!(!t[n].is_ascii_digit());
+                if !glued {
+                    prop_assert_eq!(Decimal::parse_prefix(t), Ok((Decimal { mantissa: got, scale: 0, negative: false }, n)));
+                }
+            }
+            // Kraken's shape (a checksum followed by a comma) always takes this path.
+            let text = format!("{v},\"timestamp\"");
+            prop_assert_eq!(parse_plain_u64(text.as_bytes()), Some((v, v.to_string().len())));
         }
 
         #[test]

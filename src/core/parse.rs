@@ -564,7 +564,7 @@ impl Parser {
         if !c.eat(br#","checksum":"#) {
             return None;
         }
-        let checksum = u32::try_from(u64_field(&mut c, Field::Checksum).ok()?).ok()?;
+        let checksum = u32::try_from(c.plain_u64()?).ok()?;
         let exchange_ts = if c.eat(br#","timestamp":"#) {
             Some(parse_rfc3339_cached(
                 string_field(&mut c, Field::Timestamp).ok()?,
