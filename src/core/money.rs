@@ -100,6 +100,24 @@ const POW10: [u64; 20] = [
     10_000_000_000_000_000_000,
 ];
 
+/// Decimal digits of [`FINE`].
+const FINE_DIGITS: u32 = 6;
+const _: () = assert!(FINE == 10i128.pow(FINE_DIGITS));
+
+/// 10^n as `f64`: from a table while exact (up to 10^22), else `powi`.
+#[inline]
+#[must_use]
+pub fn pow10_f64(n: u32) -> f64 {
+    const EXACT: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    EXACT
+        .get(n as usize)
+        .copied()
+        .unwrap_or_else(|| 10f64.powi(n as i32))
+}
+
 /// 10^n as u64, or `None` past 10^19.
 #[must_use]
 pub fn pow10(n: u32) -> Option<u64> {
@@ -287,7 +305,7 @@ impl Decimal {
     /// The value as `f64`, for display and derived signals only.
     #[must_use]
     pub fn to_f64(self) -> f64 {
-        let v = self.mantissa as f64 / 10f64.powi(i32::from(self.scale));
+        let v = self.mantissa as f64 / pow10_f64(u32::from(self.scale));
         if self.negative { -v } else { v }
     }
 }
@@ -489,7 +507,7 @@ impl Price {
     /// The value as `f64` (signals and display only).
     #[must_use]
     pub fn to_f64(self, precision: u8) -> f64 {
-        self.0 as f64 / 10f64.powi(i32::from(precision))
+        self.0 as f64 / pow10_f64(u32::from(precision))
     }
 }
 
@@ -511,7 +529,7 @@ impl Qty {
     /// The value as `f64` (signals and display only).
     #[must_use]
     pub fn to_f64(self, precision: u8) -> f64 {
-        self.0 as f64 / 10f64.powi(i32::from(precision))
+        self.0 as f64 / pow10_f64(u32::from(precision))
     }
 
     /// `self - other`, never below zero.
@@ -545,7 +563,7 @@ impl Cash {
     /// The value as `f64` (display only).
     #[must_use]
     pub fn to_f64(self, precision: u8) -> f64 {
-        self.0 as f64 / 10f64.powi(i32::from(precision))
+        self.0 as f64 / pow10_f64(u32::from(precision))
     }
 
     /// Exact cash amount from decimal text (balances, fees and costs from REST).
@@ -650,7 +668,8 @@ impl FinePrice {
         // i64 → f64 is one instruction, i128 → f64 a library call; same value when it fits.
         // (`map_or_else`: `map_or`'s default would be computed, through the library call, always.)
         let v = i64::try_from(self.0).map_or_else(|_| self.0 as f64, |v| v as f64);
-        v / FINE as f64 / 10f64.powi(i32::from(precision))
+        // One division by the exact power of ten (this runs whenever the touch moves).
+        v / pow10_f64(FINE_DIGITS + u32::from(precision))
     }
 }
 

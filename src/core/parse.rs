@@ -447,11 +447,19 @@ impl Parser {
     ///
     /// # Errors
     /// A [`ParseError`] naming what is wrong; the parser stays usable.
+    // Inlined so the common book frame's result stays in registers; everything else goes
+    // through the out-of-line general parser.
+    #[inline]
     pub fn parse<'a>(&mut self, frame: &'a [u8]) -> Result<Message<'a>, ParseError> {
         self.bids.clear();
         self.asks.clear();
         self.trades.clear();
-        let result = self.parse_inner(frame);
+        if self.fast_path
+            && let Some(m) = self.book_fast(frame)
+        {
+            return Ok(m);
+        }
+        let result = self.parse_general(frame);
         if result.is_err() {
             // Never leave half a message in the buffers.
             self.bids.clear();
@@ -461,12 +469,8 @@ impl Parser {
         result
     }
 
-    fn parse_inner<'a>(&mut self, frame: &'a [u8]) -> Result<Message<'a>, ParseError> {
-        if self.fast_path
-            && let Some(m) = self.book_fast(frame)
-        {
-            return Ok(m);
-        }
+    #[inline(never)]
+    fn parse_general<'a>(&mut self, frame: &'a [u8]) -> Result<Message<'a>, ParseError> {
         self.bids.clear();
         self.asks.clear();
         let mut c = Cursor::new(frame);
