@@ -16,7 +16,7 @@
 //! elsewhere the tokens are copied into one string and hashed.
 
 use crate::core::crc;
-use crate::core::money::{Price, Qty, checksum_digits};
+use crate::core::money::{Price, Qty, checksum_digits, checksum_value};
 use crate::core::parse::{BookHeader, MAX_LEVELS_PER_MSG, RawLevel};
 
 /// Depths Kraken offers for the v2 `book` channel.
@@ -348,8 +348,12 @@ impl Book {
             for l in &side[side.len().saturating_sub(CHECKSUM_LEVELS)..] {
                 let t = &mut self.tokens[usize::from(l.slot)];
                 if !t.fresh {
-                    Self::format_token(self.price_precision, self.qty_precision, self.format, l, t);
-                    t.raw = crc::raw(hw, &t.bytes, usize::from(t.len));
+                    let (p, q) =
+                        checksum_values(self.price_precision, self.qty_precision, self.format, l);
+                    let digits = [crc::DigitWords::of(p), crc::DigitWords::of(q)];
+                    t.raw = crc::raw_of_digits(hw, &digits);
+                    t.len = (digits[0].len() + digits[1].len()) as u8;
+                    t.fresh = true;
                 }
                 pieces.push_front(hw, t.raw, usize::from(t.len));
             }
@@ -387,13 +391,28 @@ impl Book {
         l: &Level,
         t: &mut Token,
     ) {
-        let pd = format.price_decimals.unwrap_or(l.written.0);
-        let qd = format.qty_decimals.unwrap_or(l.written.1);
-        let n = checksum_digits(l.price.0 as u64, price_precision, pd, &mut t.bytes);
-        let m = checksum_digits(l.qty.0, qty_precision, qd, &mut t.bytes[n..]);
+        let (p, q) = checksum_values(price_precision, qty_precision, format, l);
+        let n = checksum_digits(p, 0, 0, &mut t.bytes);
+        let m = checksum_digits(q, 0, 0, &mut t.bytes[n..]);
         t.len = (n + m) as u8;
         t.fresh = true;
     }
+}
+
+/// The whole numbers whose digits make a level's checksum token (price, then qty).
+#[inline]
+fn checksum_values(
+    price_precision: u8,
+    qty_precision: u8,
+    format: ChecksumFormat,
+    l: &Level,
+) -> (u64, u64) {
+    let pd = format.price_decimals.unwrap_or(l.written.0);
+    let qd = format.qty_decimals.unwrap_or(l.written.1);
+    (
+        checksum_value(l.price.0 as u64, price_precision, pd),
+        checksum_value(l.qty.0, qty_precision, qd),
+    )
 }
 
 /// Test support: replaces the book with one-level-per-entry sides given as (price units,

@@ -177,6 +177,114 @@ impl Pieces {
     }
 }
 
+/// The decimal digits of a number as the checksum writes them (no leading zeros; nothing at
+/// all for zero), in up to three 8-byte words, most significant first. Each word is
+/// right-aligned: its digits are its last bytes, zero bytes (not '0') before them, so the word
+/// read as CRC input is the same polynomial as its digits alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigitWords {
+    /// The words as little-endian integers (byte 0 first in the text).
+    pub words: [u64; 3],
+    /// How many digits each word holds.
+    pub lens: [u8; 3],
+}
+
+impl DigitWords {
+    /// `v` in digits, without a divide instruction or a loop.
+    #[inline]
+    #[must_use]
+    pub fn of(v: u64) -> DigitWords {
+        const E8: u64 = 100_000_000;
+        if v < E8 {
+            let (w, n) = leading(v);
+            return DigitWords {
+                words: [0, 0, w],
+                lens: [0, 0, n],
+            };
+        }
+        let (high, low) = (v / E8, v % E8);
+        if high < E8 {
+            let (w, n) = leading(high);
+            return DigitWords {
+                words: [0, w, ascii8(low)],
+                lens: [0, n, 8],
+            };
+        }
+        let (w, n) = leading(high / E8);
+        DigitWords {
+            words: [w, ascii8(high % E8), ascii8(low)],
+            lens: [n, 8, 8],
+        }
+    }
+
+    /// Digits in all.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.lens.iter().map(|&n| usize::from(n)).sum()
+    }
+
+    /// True for zero (no digits).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The eight decimal digits of `v < 10^8` (with leading zeros) as a little-endian word of
+/// digit values 0..=9, first digit in byte 0: halves, then pairs, then single digits, each
+/// split done in all lanes at once with a multiply-shift divide.
+#[inline]
+fn digit_values8(v: u64) -> u64 {
+    // 4-digit halves in 32-bit lanes, the first half in the low lane.
+    let x = (v / 10_000) | ((v % 10_000) << 32);
+    // Each half → two 2-digit numbers in 16-bit lanes: q = n / 100 exactly for n < 43 699.
+    let q = ((x * 5243) >> 19) & 0x0000_007F_0000_007F;
+    let y = q | ((x - q * 100) << 16);
+    // Each pair → two digits in bytes: t = n / 10 exactly for n < 179.
+    let t = ((y * 103) >> 10) & 0x000F_000F_000F_000F;
+    t | ((y - t * 10) << 8)
+}
+
+/// `v < 10^8` as eight ASCII digits.
+#[inline]
+fn ascii8(v: u64) -> u64 {
+    digit_values8(v) | 0x3030_3030_3030_3030
+}
+
+/// `v < 10^8` without leading zeros, right-aligned behind zero bytes, and its digit count.
+#[inline]
+fn leading(v: u64) -> (u64, u8) {
+    let d = digit_values8(v);
+    // Leading zero digits are zero bytes from byte 0 up (all eight when v is 0).
+    let zeros = d.trailing_zeros() / 8;
+    if zeros >= 8 {
+        return (0, 0);
+    }
+    let keep = u64::MAX << (8 * zeros);
+    ((d | 0x3030_3030_3030_3030) & keep, (8 - zeros) as u8)
+}
+
+/// `raw` of the concatenated digits of several numbers (see [`DigitWords`]), first number
+/// first.
+#[inline(always)]
+#[must_use]
+pub fn raw_of_digits<M: Clmul>(m: M, numbers: &[DigitWords]) -> u32 {
+    let mut products = 0u64;
+    // Bytes of the string after the current word.
+    let mut after = 0;
+    for d in numbers.iter().rev() {
+        for i in (0..3).rev() {
+            let w = d.words[i];
+            // Bytes 0..4 of the word are followed by its bytes 4..8 and `after` more, bytes
+            // 4..8 by `after`; each also carries the x³² of `raw`.
+            products ^=
+                m.mul(w as u32, shift(after + 8)) ^ m.mul((w >> 32) as u32, shift(after + 4));
+            after += usize::from(d.lens[i]);
+        }
+    }
+    reduce(products)
+}
+
 /// `PCLMULQDQ`, which every x86-64 CPU of the last decade has.
 #[cfg(target_arch = "x86_64")]
 #[derive(Debug, Clone, Copy)]
@@ -246,6 +354,19 @@ mod tests {
         assert_eq!(of_pieces(Portable, &raws), 0xCBF4_3926);
     }
 
+    fn text_of(d: &DigitWords) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (w, &n) in d.words.iter().zip(&d.lens) {
+            let bytes = w.to_le_bytes();
+            assert!(
+                bytes[..8 - usize::from(n)].iter().all(|&b| b == 0),
+                "zero bytes first"
+            );
+            out.extend_from_slice(&bytes[8 - usize::from(n)..]);
+        }
+        out
+    }
+
     proptest! {
         #[test]
         fn pieces_give_crc32fast_s_answer(pieces in prop::collection::vec(
@@ -255,6 +376,28 @@ mod tests {
             #[cfg(target_arch = "x86_64")]
             if let Some(hw) = Pclmul::detect() {
                 prop_assert_eq!(by_pieces(hw, &pieces, junk), want);
+            }
+        }
+
+        #[test]
+        fn digit_words_are_the_decimal_digits_and_hash_as_them(
+            a in prop_oneof![any::<u64>(), 0u64..1_000, 0u64..100_000_000,
+                             Just(0), Just(100_000_000), Just(10_000_000_000_000_000)],
+            b in prop_oneof![any::<u64>(), 0u64..1_000_000_000, Just(0)]) {
+            let (da, db) = (DigitWords::of(a), DigitWords::of(b));
+            let want_a = if a == 0 { String::new() } else { a.to_string() };
+            prop_assert_eq!(String::from_utf8(text_of(&da)).unwrap(), want_a);
+            prop_assert_eq!(da.len(), text_of(&da).len());
+            let text = [text_of(&da), text_of(&db)].concat();
+            let raw_bytes = |m| {
+                let mut buf = text.clone();
+                buf.resize(text.len().next_multiple_of(4), 0);
+                raw(m, &buf, text.len())
+            };
+            prop_assert_eq!(raw_of_digits(Portable, &[da, db]), raw_bytes(Portable));
+            #[cfg(target_arch = "x86_64")]
+            if let Some(hw) = Pclmul::detect() {
+                prop_assert_eq!(raw_of_digits(hw, &[da, db]), raw_bytes(Portable));
             }
         }
 

@@ -684,13 +684,25 @@ fn div_ceil_signed(num: i128, den: i128) -> i128 {
     }
 }
 
+/// The whole number whose digits the checksum writes for `value` (stored with `value_dec`
+/// decimals) written with `dec` decimals: the same value, or fewer of its digits.
+#[inline]
+#[must_use]
+pub fn checksum_value(value: u64, value_dec: u8, dec: u8) -> u64 {
+    if value_dec <= dec {
+        value
+    } else {
+        value / POW10[usize::from(value_dec - dec)]
+    }
+}
+
 /// Formats `value` (units at `value_dec` decimals) rescaled to `dec` decimals into `out` as the
 /// book-checksum token: the digits without point and without leading zeros (zero → nothing).
 /// Returns the number of bytes written. `dec <= value_dec` must hold; digits dropped by the
 /// rescale are zeros by construction (the value was parsed from text with `dec` decimals).
 #[must_use]
 pub fn checksum_digits(value: u64, value_dec: u8, dec: u8, out: &mut [u8]) -> usize {
-    let v = value / POW10[usize::from(value_dec.saturating_sub(dec))];
+    let v = checksum_value(value, value_dec, dec);
     if v == 0 {
         return 0;
     }
