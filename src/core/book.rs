@@ -438,11 +438,34 @@ pub(crate) fn set_levels(book: &mut Book, bids: &[(i64, u64)], asks: &[(i64, u64
         .expect("test book must not cross");
 }
 
+/// Where `price` is (`Ok`) or would go (`Err`) on a side kept worst-first. Updates cluster at
+/// the top of the book, so the best few levels are walked from the end before a binary search
+/// of the rest: near the top that is a couple of predictable compares.
 fn search(side: &[Level], is_bid: bool, price: Price) -> Result<usize, usize> {
+    // `true` while the level at `i` is better than `price`, so `price` goes below it.
+    let better = |l: &Level| {
+        if is_bid {
+            l.price > price
+        } else {
+            l.price < price
+        }
+    };
+    let mut j = side.len();
+    let floor = j.saturating_sub(4);
+    while j > floor && better(&side[j - 1]) {
+        j -= 1;
+    }
+    if j > floor || j == 0 {
+        return match j.checked_sub(1) {
+            Some(i) if side[i].price == price => Ok(i),
+            _ => Err(j),
+        };
+    }
+    let rest = &side[..j];
     if is_bid {
-        side.binary_search_by(|l| l.price.cmp(&price))
+        rest.binary_search_by(|l| l.price.cmp(&price))
     } else {
-        side.binary_search_by(|l| price.cmp(&l.price))
+        rest.binary_search_by(|l| price.cmp(&l.price))
     }
 }
 
@@ -463,6 +486,29 @@ fn truncate_worst(side: &mut Vec<Level>, depth: usize, free: &mut Vec<u16>) {
 mod tests {
     use super::*;
     use crate::core::parse::{Message, Parser};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The walk-from-the-top search finds what a plain binary search finds.
+        #[test]
+        fn search_equals_a_binary_search(mut prices in prop::collection::btree_set(1i64..60, 0..20)
+                                             .prop_map(|s| s.into_iter().collect::<Vec<_>>()),
+                                         price in 0i64..62, is_bid: bool) {
+            if !is_bid {
+                prices.reverse();
+            }
+            let side: Vec<Level> = prices
+                .iter()
+                .map(|&p| Level { price: Price(p), qty: Qty(1), written: (0, 0), slot: 0 })
+                .collect();
+            let want = if is_bid {
+                side.binary_search_by(|l| l.price.cmp(&Price(price)))
+            } else {
+                side.binary_search_by(|l| Price(price).cmp(&l.price))
+            };
+            prop_assert_eq!(search(&side, is_bid, Price(price)), want);
+        }
+    }
 
     fn apply_frame(p: &mut Parser, b: &mut Book, frame: &str) -> Result<Applied, BookError> {
         let Message::Book(h) = p.parse(frame.as_bytes()).unwrap() else {
