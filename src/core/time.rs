@@ -61,12 +61,22 @@ pub fn parse_rfc3339(s: &[u8]) -> Option<Nanos> {
 pub struct DateCache {
     date: [u8; 10],
     day_secs: Option<i64>,
+    /// `YYYY-MM-DDTHH:MM:SS` of the last valid stamp and its seconds since the epoch (before
+    /// any UTC offset): a busy feed sends many messages a second.
+    second: [u8; 19],
+    second_secs: Option<i64>,
 }
 
 /// [`parse_rfc3339`], reusing the date of the previous call when it is the same.
 #[must_use]
 pub fn parse_rfc3339_cached(s: &[u8], cache: &mut DateCache) -> Option<Nanos> {
-    let date = s.get(..10)?;
+    let second = s.get(..19)?;
+    if let Some(secs) = cache.second_secs
+        && second == cache.second
+    {
+        return parse_fraction_and_offset(s, secs);
+    }
+    let date = &second[..10];
     let day_secs = match cache.day_secs {
         Some(d) if date == cache.date => d,
         _ => {
@@ -76,7 +86,10 @@ pub fn parse_rfc3339_cached(s: &[u8], cache: &mut DateCache) -> Option<Nanos> {
             d
         }
     };
-    parse_time(s, day_secs)
+    let secs = day_secs + parse_clock(s)?;
+    cache.second.copy_from_slice(second);
+    cache.second_secs = Some(secs);
+    parse_fraction_and_offset(s, secs)
 }
 
 /// `YYYY-MM-DD` (and the shape of the rest) → seconds from the epoch to that day's midnight.
@@ -93,6 +106,12 @@ fn parse_date(s: &[u8]) -> Option<i64> {
 
 /// `THH:MM:SS[.fraction](Z|±HH:MM)` after a date at `day_secs`.
 fn parse_time(s: &[u8], day_secs: i64) -> Option<Nanos> {
+    parse_fraction_and_offset(s, day_secs + parse_clock(s)?)
+}
+
+/// `THH:MM:SS` (bytes 10..19) as seconds into the day; the stamp must also be long enough for
+/// what must follow.
+fn parse_clock(s: &[u8]) -> Option<i64> {
     if s.len() < 20 || !matches!(s[10], b'T' | b't' | b' ') || s[13] != b':' || s[16] != b':' {
         return None;
     }
@@ -100,6 +119,11 @@ fn parse_time(s: &[u8], day_secs: i64) -> Option<Nanos> {
     if h > 23 || mi > 59 || se > 60 {
         return None;
     }
+    Some(h * 3600 + mi * 60 + se)
+}
+
+/// `[.fraction](Z|±HH:MM)` from byte 19, after a stamp whose first 19 bytes are `secs`.
+fn parse_fraction_and_offset(s: &[u8], secs: i64) -> Option<Nanos> {
     let mut i = 19;
     let mut frac_ns = 0i64;
     if s.get(i) == Some(&b'.') {
@@ -127,8 +151,7 @@ fn parse_time(s: &[u8], day_secs: i64) -> Option<Nanos> {
         }
         _ => return None,
     };
-    let secs = day_secs + h * 3600 + mi * 60 + se - offset_s;
-    secs.checked_mul(SEC)?.checked_add(frac_ns)
+    (secs - offset_s).checked_mul(SEC)?.checked_add(frac_ns)
 }
 
 /// Formats nanoseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (microseconds, as
@@ -160,7 +183,19 @@ mod tests {
                 1..20),
             garbage in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..30), 0..5)) {
             let mut cache = DateCache::default();
-            for s in stamps.iter().map(|s| s.as_bytes().to_vec()).chain(garbage).chain(stamps.iter().map(|s| s.as_bytes().to_vec())) {
+            // The same seconds again with other endings (another fraction, offset or garbage).
+            let reended = stamps.iter().zip(&garbage).map(|(s, g)| {
+                let mut v = s.as_bytes()[..s.len().min(19)].to_vec();
+                v.extend_from_slice(g);
+                v
+            }).collect::<Vec<_>>();
+            let refracted = stamps.iter().map(|s| {
+                let mut v = s.as_bytes()[..s.len().min(19)].to_vec();
+                v.extend_from_slice(b".5Z");
+                v
+            });
+            for s in stamps.iter().map(|s| s.as_bytes().to_vec()).chain(garbage.clone())
+                .chain(stamps.iter().map(|s| s.as_bytes().to_vec())).chain(reended).chain(refracted) {
                 proptest::prop_assert_eq!(parse_rfc3339_cached(&s, &mut cache), parse_rfc3339(&s));
             }
         }
