@@ -138,6 +138,9 @@ pub struct Book {
     /// token's own CRC ([`crc`]) instead of copying the tokens into one string.
     #[cfg(target_arch = "x86_64")]
     pclmul: Option<crc::Pclmul>,
+    /// Each side's part of the checksum string as (`raw` CRC, length), bids then asks, kept
+    /// until that side changes: most messages touch one side only.
+    side_crc: [Option<(u32, usize)>; 2],
 }
 
 impl Book {
@@ -162,6 +165,7 @@ impl Book {
             free: (0..slots).rev().collect(),
             #[cfg(target_arch = "x86_64")]
             pclmul: crc::Pclmul::detect(),
+            side_crc: [None; 2],
         }
     }
 
@@ -191,6 +195,7 @@ impl Book {
         for l in self.bids.drain(..).chain(self.asks.drain(..)) {
             self.free.push(l.slot);
         }
+        self.side_crc = [None; 2];
     }
 
     /// Subscribed depth.
@@ -263,8 +268,11 @@ impl Book {
         for l in asks {
             self.upsert(false, l);
         }
-        truncate_worst(&mut self.bids, self.depth, &mut self.free);
-        truncate_worst(&mut self.asks, self.depth, &mut self.free);
+        for (i, side) in [&mut self.bids, &mut self.asks].into_iter().enumerate() {
+            if truncate_worst(side, self.depth, &mut self.free) {
+                self.side_crc[i] = None;
+            }
+        }
         self.valid = true;
         let mut matched = false;
         if let Some(expected) = header.checksum {
@@ -290,6 +298,7 @@ impl Book {
     }
 
     fn upsert(&mut self, is_bid: bool, raw: &RawLevel) {
+        self.side_crc[usize::from(!is_bid)] = None;
         let side = if is_bid {
             &mut self.bids
         } else {
@@ -337,28 +346,44 @@ impl Book {
         self.checksum_copied()
     }
 
-    /// The checksum from each token's cached CRC: 20 multiplications, no copying.
+    /// The checksum from each token's cached CRC: at most 20 multiplications, no copying.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "pclmulqdq")]
     fn checksum_by_pieces(&mut self, hw: crc::Pclmul) -> u32 {
-        let mut pieces = crc::Pieces::default();
-        // Last piece first: bids from the 10th best up to the best, then asks from the 10th
-        // best down to the best (each side keeps its best level last).
-        for side in [&self.bids, &self.asks] {
-            for l in &side[side.len().saturating_sub(CHECKSUM_LEVELS)..] {
-                let t = &mut self.tokens[usize::from(l.slot)];
-                if !t.fresh {
-                    let (p, q) =
-                        checksum_values(self.price_precision, self.qty_precision, self.format, l);
-                    let digits = [crc::DigitWords::of(p), crc::DigitWords::of(q)];
-                    t.raw = crc::raw_of_digits(hw, &digits);
-                    t.len = (digits[0].len() + digits[1].len()) as u8;
-                    t.fresh = true;
+        let mut whole = crc::Pieces::default();
+        // Last piece first: the bids part, then the asks part.
+        for i in 0..2 {
+            let part = match self.side_crc[i] {
+                Some(part) => part,
+                None => {
+                    let side = if i == 0 { &self.bids } else { &self.asks };
+                    let mut pieces = crc::Pieces::default();
+                    // The string writes each side best first and the side keeps its best
+                    // level last, so walking from the 10th best to the best is last first.
+                    for l in &side[side.len().saturating_sub(CHECKSUM_LEVELS)..] {
+                        let t = &mut self.tokens[usize::from(l.slot)];
+                        if !t.fresh {
+                            let (p, q) = checksum_values(
+                                self.price_precision,
+                                self.qty_precision,
+                                self.format,
+                                l,
+                            );
+                            let digits = [crc::DigitWords::of(p), crc::DigitWords::of(q)];
+                            t.raw = crc::raw_of_digits(hw, &digits);
+                            t.len = (digits[0].len() + digits[1].len()) as u8;
+                            t.fresh = true;
+                        }
+                        pieces.push_front(hw, t.raw, usize::from(t.len));
+                    }
+                    let part = pieces.raw();
+                    self.side_crc[i] = Some(part);
+                    part
                 }
-                pieces.push_front(hw, t.raw, usize::from(t.len));
-            }
+            };
+            whole.push_front(hw, part.0, part.1);
         }
-        pieces.crc32(hw)
+        whole.crc32(hw)
     }
 
     /// The checksum over the tokens copied into one string.
@@ -473,13 +498,16 @@ fn find(side: &[Level], is_bid: bool, price: Price) -> Option<usize> {
     search(side, is_bid, price).ok()
 }
 
-/// Drops the worst levels (at the front) beyond `depth`, returning their token slots.
-fn truncate_worst(side: &mut Vec<Level>, depth: usize, free: &mut Vec<u16>) {
-    if side.len() > depth {
-        for l in side.drain(..side.len() - depth) {
-            free.push(l.slot);
-        }
+/// Drops the worst levels (at the front) beyond `depth`, returning their token slots; true if
+/// it dropped any.
+fn truncate_worst(side: &mut Vec<Level>, depth: usize, free: &mut Vec<u16>) -> bool {
+    if side.len() <= depth {
+        return false;
     }
+    for l in side.drain(..side.len() - depth) {
+        free.push(l.slot);
+    }
+    true
 }
 
 #[cfg(test)]

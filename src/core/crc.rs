@@ -169,6 +169,13 @@ impl Pieces {
         self.after += len;
     }
 
+    /// The `raw` CRC of the string so far and its length: a piece of a longer string.
+    #[inline(always)]
+    #[must_use]
+    pub fn raw(self) -> (u32, usize) {
+        (reduce(self.products), self.after)
+    }
+
     /// The CRC-32 of the whole string.
     #[inline(always)]
     #[must_use]
