@@ -70,24 +70,25 @@ pub struct DateCache {
 /// [`parse_rfc3339`], reusing the date of the previous call when it is the same.
 #[must_use]
 pub fn parse_rfc3339_cached(s: &[u8], cache: &mut DateCache) -> Option<Nanos> {
-    let second = s.get(..19)?;
+    // Fixed-size arrays compare inline; slices would call memcmp.
+    let second: &[u8; 19] = s.get(..19)?.try_into().ok()?;
     if let Some(secs) = cache.second_secs
-        && second == cache.second
+        && *second == cache.second
     {
         return parse_fraction_and_offset(s, secs);
     }
-    let date = &second[..10];
+    let date: &[u8; 10] = second[..10].try_into().ok()?;
     let day_secs = match cache.day_secs {
-        Some(d) if date == cache.date => d,
+        Some(d) if *date == cache.date => d,
         _ => {
             let d = parse_date(s)?;
-            cache.date.copy_from_slice(date);
+            cache.date = *date;
             cache.day_secs = Some(d);
             d
         }
     };
     let secs = day_secs + parse_clock(s)?;
-    cache.second.copy_from_slice(second);
+    cache.second = *second;
     cache.second_secs = Some(secs);
     parse_fraction_and_offset(s, secs)
 }
