@@ -324,7 +324,7 @@ impl<'a> Cursor<'a> {
     /// A number in the common shape ([`Decimal::parse_plain`]), or `None` with the cursor
     /// unmoved. The caller must check what follows (a number glued to `e`, `.` or more digits
     /// is not one): the fast paths do, by eating the exact bytes Kraken writes next.
-    #[inline]
+    #[inline(always)]
     pub fn plain_decimal(&mut self) -> Option<Decimal> {
         let (d, n) = Decimal::parse_plain(self.buf.get(self.pos..)?)?;
         self.pos += n;
@@ -333,7 +333,7 @@ impl<'a> Cursor<'a> {
 
     /// A whole number in the common shape ([`crate::core::money::parse_plain_u64`]), or `None`
     /// with the cursor unmoved; the caller checks what follows.
-    #[inline]
+    #[inline(always)]
     pub fn plain_u64(&mut self) -> Option<u64> {
         let (v, n) = crate::core::money::parse_plain_u64(self.buf.get(self.pos..)?)?;
         self.pos += n;

@@ -224,7 +224,7 @@ impl Decimal {
     /// text), which [`Decimal::parse_prefix`] then reads. Whatever follows the digits is left
     /// to the caller: where it is `Some`, `parse_prefix` gives the same answer unless the next
     /// byte glues more number onto it (`1.5e3`), which the caller must reject.
-    #[inline]
+    #[inline(always)]
     #[must_use]
     pub fn parse_plain(text: &[u8]) -> Option<(Decimal, usize)> {
         let (int, n) = digit_run(text)?;
@@ -340,7 +340,7 @@ fn accumulate_digits(text: &[u8], mut i: usize, mut acc: u64) -> Result<(u64, us
 /// The leading run of ASCII digits in `text` (at most eight) and its value, or `None` when
 /// the run is longer than eight digits or `text` is too short to tell (fewer than eight bytes,
 /// or eight digits and nothing after them).
-#[inline]
+#[inline(always)]
 fn digit_run(text: &[u8]) -> Option<(u64, usize)> {
     let (v, n) = digit_prefix(text)?;
     if n == 8 && text.get(8)?.is_ascii_digit() {
@@ -351,7 +351,7 @@ fn digit_run(text: &[u8]) -> Option<(u64, usize)> {
 
 /// The value and count of the first (up to) eight ASCII digits of `text`, which must have
 /// eight bytes; a count of eight says nothing about what follows.
-#[inline]
+#[inline(always)]
 fn digit_prefix(text: &[u8]) -> Option<(u64, usize)> {
     const ZEROS: u64 = 0x3030_3030_3030_3030;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -380,7 +380,7 @@ fn digit_prefix(text: &[u8]) -> Option<(u64, usize)> {
 /// time, with the bytes it took; `None` for anything else (and near the end of the text),
 /// which the general parser then reads. As with [`Decimal::parse_plain`], the caller checks
 /// what follows.
-#[inline]
+#[inline(always)]
 #[must_use]
 pub fn parse_plain_u64(text: &[u8]) -> Option<(u64, usize)> {
     let (high, n) = digit_prefix(text)?;
@@ -395,7 +395,7 @@ pub fn parse_plain_u64(text: &[u8]) -> Option<(u64, usize)> {
 }
 
 /// The value of eight ASCII digits read little-endian into `v`; the bytes must be digits.
-#[inline]
+#[inline(always)]
 fn eight_digits_unchecked(v: u64) -> u64 {
     let low = v.wrapping_sub(0x3030_3030_3030_3030);
     let pairs = low.wrapping_mul(10).wrapping_add(low >> 8);
