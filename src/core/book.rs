@@ -140,6 +140,7 @@ pub struct Book {
     pclmul: Option<crc::Pclmul>,
     /// Each side's part of the checksum string as (`raw` CRC, length), bids then asks, kept
     /// until that side changes: most messages touch one side only.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     side_crc: [Option<(u32, usize)>; 2],
 }
 

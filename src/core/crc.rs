@@ -10,11 +10,12 @@
 //! - `crc32(M) = raw(M) ⊕ 0xFFFFFFFF·x^(8|M|) ⊕ 0xFFFFFFFF` (the initial register of ones
 //!   travels through the whole message; the final inversion is the last term).
 //!
-//! A piece's `raw` is computed once (when its level changes) and kept; the checksum is then
-//! 20 independent multiplications by the tabulated `x^(8n) mod P` and one reduction. The
-//! multiplications are carry-less (`PCLMULQDQ` on x86-64, a portable loop elsewhere) and
-//! their unreduced 64-bit products are XORed together before the single reduction, which is
-//! linear too.
+//! The book computes a level's `raw` once, when the level changes, straight from the digits of
+//! its price and qty ([`DigitWords`], [`raw_of_digits`]; [`raw`] does the same for bytes), and
+//! keeps it; the checksum is then at most 20 independent multiplications by the tabulated
+//! `x^(8n) mod P` ([`Pieces`]) and one reduction. The multiplications are carry-less
+//! (`PCLMULQDQ` on x86-64; [`Portable`] is a reference loop) and their unreduced 64-bit
+//! products are XORed together before the single reduction, which is linear too.
 //!
 //! Polynomials use the CRC's reflected bit order: in a `u32`, bit `i` is the coefficient of
 //! `x^(31-i)`; in a `u64` product, bit `k` is the coefficient of `x^(63-k)`.
@@ -22,7 +23,7 @@
 /// The reflected CRC-32 (IEEE 802.3) polynomial.
 const POLY: u32 = 0xEDB8_8320;
 
-/// Largest `n` for which [`POW`] holds `x^(8n) mod P`: a checksum string of 20 tokens of at
+/// Largest `n` for which [`shift`] knows `x^(8n) mod P`: a checksum string of 20 tokens of at
 /// most 40 bytes each is 800 bytes.
 pub const MAX_SHIFT: usize = 1024;
 
