@@ -418,8 +418,8 @@ impl Book {
         t: &mut Token,
     ) {
         let (p, q) = checksum_values(price_precision, qty_precision, format, l);
-        let n = checksum_digits(p, 0, 0, &mut t.bytes);
-        let m = checksum_digits(q, 0, 0, &mut t.bytes[n..]);
+        let n = checksum_digits(p, &mut t.bytes);
+        let m = checksum_digits(q, &mut t.bytes[n..]);
         t.len = (n + m) as u8;
         t.fresh = true;
     }

@@ -11,11 +11,11 @@
 //!   travels through the whole message; the final inversion is the last term).
 //!
 //! The book computes a level's `raw` once, when the level changes, straight from the digits of
-//! its price and qty ([`DigitWords`], [`raw_of_digits`]; [`raw`] does the same for bytes), and
-//! keeps it; the checksum is then at most 20 independent multiplications by the tabulated
-//! `x^(8n) mod P` ([`Pieces`]) and one reduction. The multiplications are carry-less
-//! (`PCLMULQDQ` on x86-64; [`Portable`] is a reference loop) and their unreduced 64-bit
-//! products are XORed together before the single reduction, which is linear too.
+//! its price and qty ([`DigitWords`], [`raw_of_digits`]), and keeps it; the checksum is then
+//! at most 20 independent multiplications by the tabulated `x^(8n) mod P` ([`Pieces`]) and
+//! one reduction. The multiplications are carry-less (`PCLMULQDQ` on x86-64; the tests check
+//! it against a shift-and-XOR loop) and their unreduced 64-bit products are XORed together
+//! before the single reduction, which is linear too.
 //!
 //! Polynomials use the CRC's reflected bit order: in a `u32`, bit `i` is the coefficient of
 //! `x^(31-i)`; in a `u64` product, bit `k` is the coefficient of `x^(63-k)`.
@@ -105,50 +105,6 @@ pub fn reduce(products: u64) -> u32 {
 pub trait Clmul: Copy {
     /// The 63-bit carry-less product of `a` and `b`.
     fn mul(self, a: u32, b: u32) -> u64;
-}
-
-/// The portable multiplier: a shift-and-XOR loop.
-#[derive(Debug, Clone, Copy)]
-pub struct Portable;
-
-impl Clmul for Portable {
-    #[inline]
-    fn mul(self, a: u32, b: u32) -> u64 {
-        let a = u64::from(a);
-        let mut r = 0;
-        for i in 0..32 {
-            if (b >> i) & 1 != 0 {
-                r ^= a << i;
-            }
-        }
-        r
-    }
-}
-
-/// `raw` of up to `bytes.len()` bytes (see the module docs), read four at a time; `len`
-/// bytes count, anything after them in `bytes` is ignored.
-///
-/// # Panics
-/// When `len` exceeds `bytes.len()` rounded down to whole words, or [`MAX_SHIFT`].
-#[inline(always)]
-#[must_use]
-pub fn raw<M: Clmul>(m: M, bytes: &[u8], len: usize) -> u32 {
-    let mut acc = 0u64;
-    let mut j = 0;
-    // Word j (bytes 4j..4j+4, the last one zero-padded after `len`) is followed by
-    // len − 4j − 4 bytes and carries the x³² of `raw`: its factor is x^(8(len − 4j)).
-    while j < len {
-        let word = u32::from_le_bytes(bytes[j..j + 4].try_into().expect("four bytes"));
-        let keep = len - j;
-        let word = if keep < 4 {
-            word & (u32::MAX >> (8 * (4 - keep)))
-        } else {
-            word
-        };
-        acc ^= m.mul(word, shift(len - j));
-        j += 4;
-    }
-    reduce(acc)
 }
 
 /// Kraken's CRC-32 of a string built from pieces pushed last piece first, each as its `raw`
@@ -327,6 +283,50 @@ impl Clmul for Pclmul {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The reference multiplier: a shift-and-XOR loop.
+    #[derive(Debug, Clone, Copy)]
+    struct Portable;
+
+    impl Clmul for Portable {
+        #[inline]
+        fn mul(self, a: u32, b: u32) -> u64 {
+            let a = u64::from(a);
+            let mut r = 0;
+            for i in 0..32 {
+                if (b >> i) & 1 != 0 {
+                    r ^= a << i;
+                }
+            }
+            r
+        }
+    }
+
+    /// `raw` of the first `len` bytes of `bytes` (see the module docs), read four at a time,
+    /// whatever follows them: the byte-wise reference for [`raw_of_digits`].
+    ///
+    /// # Panics
+    /// When `len` exceeds `bytes.len()` rounded down to whole words, or [`MAX_SHIFT`].
+    #[inline(always)]
+    #[must_use]
+    fn raw<M: Clmul>(m: M, bytes: &[u8], len: usize) -> u32 {
+        let mut acc = 0u64;
+        let mut j = 0;
+        // Word j (bytes 4j..4j+4, the last one zero-padded after `len`) is followed by
+        // len − 4j − 4 bytes and carries the x³² of `raw`: its factor is x^(8(len − 4j)).
+        while j < len {
+            let word = u32::from_le_bytes(bytes[j..j + 4].try_into().expect("four bytes"));
+            let keep = len - j;
+            let word = if keep < 4 {
+                word & (u32::MAX >> (8 * (4 - keep)))
+            } else {
+                word
+            };
+            acc ^= m.mul(word, shift(len - j));
+            j += 4;
+        }
+        reduce(acc)
+    }
 
     fn of_pieces<M: Clmul>(m: M, raws: &[(u32, usize)]) -> u32 {
         let mut p = Pieces::default();

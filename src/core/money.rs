@@ -685,7 +685,8 @@ fn div_ceil_signed(num: i128, den: i128) -> i128 {
 }
 
 /// The whole number whose digits the checksum writes for `value` (stored with `value_dec`
-/// decimals) written with `dec` decimals: the same value, or fewer of its digits.
+/// decimals) written with `dec` decimals: the same value, or fewer of its digits (those
+/// dropped are zeros by construction: the value was parsed from text with `dec` decimals).
 #[inline]
 #[must_use]
 pub fn checksum_value(value: u64, value_dec: u8, dec: u8) -> u64 {
@@ -696,13 +697,10 @@ pub fn checksum_value(value: u64, value_dec: u8, dec: u8) -> u64 {
     }
 }
 
-/// Formats `value` (units at `value_dec` decimals) rescaled to `dec` decimals into `out` as the
-/// book-checksum token: the digits without point and without leading zeros (zero → nothing).
-/// Returns the number of bytes written. `dec <= value_dec` must hold; digits dropped by the
-/// rescale are zeros by construction (the value was parsed from text with `dec` decimals).
+/// Writes a [`checksum_value`] into `out` as the book-checksum token: its digits without
+/// leading zeros (zero → nothing). Returns the number of bytes written.
 #[must_use]
-pub fn checksum_digits(value: u64, value_dec: u8, dec: u8, out: &mut [u8]) -> usize {
-    let v = checksum_value(value, value_dec, dec);
+pub fn checksum_digits(v: u64, out: &mut [u8]) -> usize {
     if v == 0 {
         return 0;
     }
@@ -933,7 +931,7 @@ mod tests {
             for v in [v, small] {
                 let dec = value_dec.saturating_sub(drop);
                 let mut out = [0u8; 20];
-                let n = checksum_digits(v, value_dec, dec, &mut out);
+                let n = checksum_digits(checksum_value(v, value_dec, dec), &mut out);
                 let scaled = v / 10u64.pow(u32::from(value_dec - dec));
                 let want = if scaled == 0 { String::new() } else { scaled.to_string() };
                 prop_assert_eq!(std::str::from_utf8(&out[..n]).unwrap(), want);
@@ -944,14 +942,14 @@ mod tests {
     #[test]
     fn checksum_digits_strip_point_and_leading_zeros() {
         let mut out = [0u8; 32];
-        let n = checksum_digits(100_000, 8, 8, &mut out);
+        let n = checksum_digits(checksum_value(100_000, 8, 8), &mut out);
         assert_eq!(&out[..n], b"100000");
         // 0.010 at price precision 3 stays "10" (not "1").
-        let n = checksum_digits(10, 3, 3, &mut out);
+        let n = checksum_digits(checksum_value(10, 3, 3), &mut out);
         assert_eq!(&out[..n], b"10");
         // Internal precision 10, written with 1 decimal: 4.0 → "40".
-        let n = checksum_digits(40_000_000_000, 10, 1, &mut out);
+        let n = checksum_digits(checksum_value(40_000_000_000, 10, 1), &mut out);
         assert_eq!(&out[..n], b"40");
-        assert_eq!(checksum_digits(0, 8, 8, &mut out), 0);
+        assert_eq!(checksum_digits(checksum_value(0, 8, 8), &mut out), 0);
     }
 }
