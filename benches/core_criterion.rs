@@ -19,17 +19,17 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use wildbot::config::Config;
+use wildbot::app::config::Config;
 use wildbot::core::Core;
 use wildbot::core::book::{Book, ChecksumFormat};
 use wildbot::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
-use wildbot::core::parse::{Message, Parser};
 use wildbot::core::signals::microprice;
+use wildbot::core::wire::parse::{Message, Parser};
 
 const FRAMES: usize = 20_000;
 
 fn frames() -> Vec<(i64, String)> {
-    wildbot::bench::frames(FRAMES, 42)
+    wildbot::devtools::bench::frames(FRAMES, 42)
 }
 
 /// Real recorded Kraken BTC/USD frames (tests/data, see its README): the python-kraken-sdk
@@ -42,7 +42,7 @@ fn recorded_frames() -> Vec<(i64, String)> {
     ] {
         let path = format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
         let data = std::fs::read(&path).expect("tests/data is part of the repo");
-        wildbot::feedfile::for_each_record(&data, |r| {
+        wildbot::backtest::feedfile::for_each_record(&data, |r| {
             let t = 1_767_225_600_000_000_000 + out.len() as i64 * 1_000_000;
             out.push((t, String::from_utf8_lossy(r.frame).into_owned()));
         })

@@ -11,18 +11,12 @@
 // `serde_json::json!` of the dashboard's whole status document nests deeper than the default.
 #![recursion_limit = "256"]
 
-pub mod alloc;
-pub mod bench;
-pub mod config;
+pub mod app;
+pub mod backtest;
 pub mod core;
+pub mod devtools;
 pub mod exec;
 pub mod feed;
-pub mod feedfile;
-pub mod fuzzing;
 pub mod kraken;
-pub mod replay;
 pub mod side;
 pub mod sim;
-pub mod sweep;
-pub mod synth;
-pub mod verify;

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use wildbot::config::Config;
-use wildbot::verify::{VerifyOptions, verify};
+use wildbot::app::config::Config;
+use wildbot::backtest::verify::{VerifyOptions, verify};
 
 // Counts heap allocations per thread so `bench` can prove the hot path allocates nothing.
 #[global_allocator]
-static ALLOC: wildbot::alloc::CountingAlloc = wildbot::alloc::CountingAlloc;
+static ALLOC: wildbot::devtools::alloc::CountingAlloc = wildbot::devtools::alloc::CountingAlloc;
 
 #[derive(Parser)]
 #[command(
@@ -282,7 +282,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Bench { ticks, seed, json } => {
-            let r = wildbot::bench::run(ticks, seed);
+            let r = wildbot::devtools::bench::run(ticks, seed);
             if json {
                 println!("{}", serde_json::to_string(&r).unwrap_or_default());
             } else {
@@ -330,7 +330,7 @@ fn replay(
     let tty = std::io::stderr().is_terminal();
     let mut shown = 0;
     let started = std::time::Instant::now();
-    let result = wildbot::replay::replay(&cfg, &data, |done, total| {
+    let result = wildbot::backtest::replay::replay(&cfg, &data, |done, total| {
         let pct = done * 100 / total.max(1);
         if tty && pct > shown {
             shown = pct;
@@ -372,7 +372,7 @@ fn sweep(
     csv: bool,
     jobs: Option<usize>,
 ) -> ExitCode {
-    use wildbot::sweep::{Axis, combinations};
+    use wildbot::backtest::sweep::{Axis, combinations};
     let parsed = grid
         .iter()
         .map(|g| Axis::parse(g))
@@ -389,7 +389,7 @@ fn sweep(
     let combos = combinations(&axes);
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let started = std::time::Instant::now();
-    let rows = wildbot::sweep::sweep(&data, &combos, jobs, |combo| {
+    let rows = wildbot::backtest::sweep::sweep(&data, &combos, jobs, |combo| {
         let mut o = fixed.clone();
         o.extend(combo.iter().cloned());
         Config::load(config, &o).map_err(|e| e.to_string())
@@ -397,9 +397,9 @@ fn sweep(
     match rows {
         Ok(rows) => {
             if csv {
-                print!("{}", wildbot::sweep::csv(&axes, &rows));
+                print!("{}", wildbot::backtest::sweep::csv(&axes, &rows));
             } else {
-                print!("{}", wildbot::sweep::table(&axes, &rows));
+                print!("{}", wildbot::backtest::sweep::table(&axes, &rows));
             }
             eprintln!(
                 "sweep: {} runs over {} in {:.2} s on {jobs} thread(s)",

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use wildbot::config::Config;
+use wildbot::app::config::Config;
 use wildbot::feed::{RunOptions, Summary};
 use wildbot::sim::{Faults, SimConfig, SimTls, Simulator};
 

@@ -1,10 +1,10 @@
-//! The fuzz targets' invariants (`wildbot::fuzzing`, also run coverage-guided by cargo-fuzz
+//! The fuzz targets' invariants (`wildbot::devtools::fuzzing`, also run coverage-guided by cargo-fuzz
 //! in `fuzz/`) over random inputs on every `cargo test`: never a panic; the book stays sorted,
 //! within depth and uncrossed when valid; an exchange-consistent sequence always matches its
 //! checksums and equals the exchange's view; a config that loads is valid.
 
 use proptest::prelude::*;
-use wildbot::fuzzing;
+use wildbot::devtools::fuzzing;
 
 /// Lines that look like Kraken frames, mutated: the shape the parser mostly sees.
 fn frame_like() -> impl Strategy<Value = Vec<u8>> {
@@ -93,7 +93,7 @@ fn every_key_with_odd_values() {
         ] {
             let text = format!("{key} = {value}\n");
             fuzzing::config_text(text.as_bytes());
-            if let Err(e) = wildbot::config::Config::from_toml_str(&text, &[]) {
+            if let Err(e) = wildbot::app::config::Config::from_toml_str(&text, &[]) {
                 let msg = e.to_string();
                 assert!(
                     msg.contains(key) || msg.contains("TOML"),

@@ -8,9 +8,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use wildbot::core::event::Side;
 use wildbot::core::event::{Alert, AlertKind, AlertLevel};
 use wildbot::core::money::{Cash, Price, Qty};
-use wildbot::core::parse::Side;
 use wildbot::side::notify::{AlertText, Notice, Precision};
 use wildbot::side::telegram::{self, Outgoing, Pacing, TelegramConfig};
 

@@ -4,9 +4,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use wildbot::core::event::Side;
 use wildbot::core::event::{CancelReason, Intent, OrderEvent, OrderRequest, Purpose, RejectReason};
 use wildbot::core::money::{Cash, Price, Qty};
-use wildbot::core::parse::Side;
 use wildbot::exec::worker::{self, WorkerConfig, WorkerLink};
 use wildbot::kraken::ratecounter::Tier;
 use wildbot::kraken::rest::Credentials;

@@ -5,17 +5,17 @@
 //! This file is its own test binary so that the counting allocator is global here only;
 //! counts are per thread, so the harness cannot disturb them.
 
-use wildbot::alloc::{CountingAlloc, thread_allocations};
-use wildbot::config::Config;
+use wildbot::app::config::Config;
 use wildbot::core::Core;
 use wildbot::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
+use wildbot::devtools::alloc::{CountingAlloc, thread_allocations};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
 #[test]
 fn no_allocation_per_event_over_150k_ticks() {
-    let frames = wildbot::bench::frames(150_000, 11);
+    let frames = wildbot::devtools::bench::frames(150_000, 11);
     let cfg = Config::from_toml_str("min_volatility_bps = 0\n", &[]).unwrap();
     let mut core = Core::new(&cfg, 1).unwrap();
     let mut out: Vec<Intent> = Vec::with_capacity(MAX_INTENTS_PER_EVENT);

@@ -1,5 +1,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = wildbot::fuzzing::book_ops(data);
+    let _ = wildbot::devtools::fuzzing::book_ops(data);
 });

@@ -1,5 +1,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    wildbot::fuzzing::config_text(data);
+    wildbot::devtools::fuzzing::config_text(data);
 });

@@ -1,5 +1,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    wildbot::fuzzing::frames(data);
+    wildbot::devtools::fuzzing::frames(data);
 });

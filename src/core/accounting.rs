@@ -7,9 +7,9 @@
 //! trip, the rest opens a new one at the fill price, and the fee is split in proportion.
 
 use crate::core::event::Purpose;
+use crate::core::event::Side;
 use crate::core::money::{Cash, FINE, FinePrice, Price, Qty};
 use crate::core::orders::FillDelta;
-use crate::core::parse::Side;
 use crate::core::time::Nanos;
 
 /// Fills kept for the trade history (the dashboard shows the last 20).

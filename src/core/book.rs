@@ -15,9 +15,10 @@
 //! keeps the token's own CRC and the checksum is assembled from those 20 CRCs ([`crc`]);
 //! elsewhere the tokens are copied into one string and hashed.
 
-use crate::core::crc;
-use crate::core::money::{Price, Qty, checksum_digits, checksum_value};
-use crate::core::parse::{BookHeader, MAX_LEVELS_PER_MSG, RawLevel};
+use crate::core::money::{Price, Qty};
+use crate::core::wire::checksum::{checksum_digits, checksum_value};
+use crate::core::wire::crc;
+use crate::core::wire::parse::{BookHeader, MAX_LEVELS_PER_MSG, RawLevel};
 
 /// Depths Kraken offers for the v2 `book` channel.
 pub const KRAKEN_DEPTHS: [u16; 5] = [10, 25, 100, 500, 1000];
@@ -246,7 +247,7 @@ impl Book {
         find(side, is_bid, price).map_or(Qty(0), |i| side[i].qty)
     }
 
-    /// Applies one parsed book message (levels from [`Parser`](crate::core::parse::Parser)).
+    /// Applies one parsed book message (levels from [`Parser`](crate::core::wire::parse::Parser)).
     ///
     /// # Errors
     /// [`BookError::NotSynced`] for an update while invalid (nothing applied);
@@ -514,7 +515,7 @@ fn truncate_worst(side: &mut Vec<Level>, depth: usize, free: &mut Vec<u16>) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::parse::{Message, Parser};
+    use crate::core::wire::parse::{Message, Parser};
     use proptest::prelude::*;
 
     proptest! {
@@ -737,10 +738,10 @@ mod tests {
     /// deletes, truncation and resets: a leak would end in levels that cannot be stored.
     #[test]
     fn token_slots_are_never_lost() {
-        let frames = crate::synth::generate(
-            crate::synth::SynthConfig {
+        let frames = crate::sim::synth::generate(
+            crate::sim::synth::SynthConfig {
                 depth: 25,
-                ..crate::synth::SynthConfig::default()
+                ..crate::sim::synth::SynthConfig::default()
             },
             5_000,
         );

@@ -8,21 +8,22 @@
 //!
 //! All storage is allocated in [`Core::new`]; `handle` never allocates.
 
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::core::accounting::Accounting;
 use crate::core::book::{Book, BookError, ChecksumFormat};
 use crate::core::event::{
     Alert, AlertKind, AlertLevel, ClientId, Event, Intent, IntentSink, JournalEntry, JournalKind,
     OrderEvent, OrderRequest, Purpose, RejectReason, ResyncReason, Stage,
 };
+use crate::core::event::{Rule, Side};
 use crate::core::orders::{MAX_ORDERS, Order, OrderManager, OrderState, OrderUpdate};
 use crate::core::paper::{FillModel, MAX_PAPER_EVENTS, PaperVenue};
-use crate::core::parse::{
-    InstrumentInfo, Message, PairStatus, ParseError, Parser, Side, SystemState, Trade,
-};
 use crate::core::signals::Signals;
-use crate::core::strategy::{self, Decision, Inputs, Params, Rule, SideAction};
+use crate::core::strategy::{self, Decision, Inputs, Params, SideAction};
 use crate::core::time::{MS, Nanos, SEC as SEC_NS};
+use crate::core::wire::parse::{
+    InstrumentInfo, Message, PairStatus, ParseError, Parser, SystemState, Trade,
+};
 
 /// Minimum time between two [`Intent::Snapshot`]s.
 pub const SNAPSHOT_INTERVAL_NS: Nanos = 250 * MS;

@@ -5,7 +5,6 @@
 //! the side threads from these values, never on the core thread.
 
 use crate::core::money::{Cash, Price, Qty};
-use crate::core::parse::Side;
 use crate::core::time::Nanos;
 
 /// Our client order id. The REST worker renders it as Kraken's `cl_ord_id`.
@@ -179,7 +178,7 @@ pub enum AlertKind {
     /// A risk rule forced an exit.
     ForceExit {
         /// Which rule.
-        rule: crate::core::strategy::Rule,
+        rule: crate::core::event::Rule,
     },
     /// The feed was lost; quoting stopped.
     Disconnected,
@@ -315,5 +314,121 @@ pub const MAX_INTENTS_PER_EVENT: usize = 192;
 impl IntentSink for Vec<Intent> {
     fn push(&mut self, intent: Intent) {
         Vec::push(self, intent);
+    }
+}
+
+/// Buy or sell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// Bid side / buy.
+    Buy,
+    /// Ask side / sell.
+    Sell,
+}
+
+impl Side {
+    /// The other side.
+    #[must_use]
+    pub fn opposite(self) -> Side {
+        match self {
+            Side::Buy => Side::Sell,
+            Side::Sell => Side::Buy,
+        }
+    }
+
+    /// `"buy"` or `"sell"`, as Kraken spells it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+        }
+    }
+}
+
+/// Every rule that can hold back a quote or force an exit; counted per tick for the
+/// "why quoting paused" report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Rule {
+    /// The book is invalid (no snapshot yet, checksum failed, disconnected).
+    BookInvalid = 0,
+    /// Trading stopped by the drawdown rule.
+    Drawdown,
+    /// Volatility at or below `min_volatility_bps`.
+    Volatility,
+    /// Spread wider than `max_spread_bps`.
+    Spread,
+    /// Up-move: no sell.
+    MomentumUp,
+    /// Down-move: no buy.
+    MomentumDown,
+    /// Would exceed `max_position`.
+    PositionLimit,
+    /// Not enough cash (or base, live) for the order.
+    Affordability,
+    /// Within `fill_cooldown_ms` of the last fill.
+    Cooldown,
+    /// Below the instrument's minimum size or cost.
+    MinSize,
+    /// Adverse move beyond `stop_loss_bps`: forced exit.
+    StopLoss,
+    /// Held longer than `max_hold_s`: forced exit.
+    TimeStop,
+    /// An order older than `stale_order_ms` was cancelled for a re-quote.
+    Stale,
+    /// No order slot free.
+    SlotsFull,
+    /// The exchange or pair is not online.
+    ExchangeStatus,
+    /// The venue refused an order on this side (other than post-only): new orders there
+    /// wait 1 s, doubling per refusal in a row up to 60 s, instead of retrying every tick.
+    Rejected,
+}
+
+impl Rule {
+    /// Number of rules.
+    pub const COUNT: usize = 16;
+    /// All rules in counter order.
+    pub const ALL: [Rule; Rule::COUNT] = [
+        Rule::BookInvalid,
+        Rule::Drawdown,
+        Rule::Volatility,
+        Rule::Spread,
+        Rule::MomentumUp,
+        Rule::MomentumDown,
+        Rule::PositionLimit,
+        Rule::Affordability,
+        Rule::Cooldown,
+        Rule::MinSize,
+        Rule::StopLoss,
+        Rule::TimeStop,
+        Rule::Stale,
+        Rule::SlotsFull,
+        Rule::ExchangeStatus,
+        Rule::Rejected,
+    ];
+
+    /// Snake-case name (JSON keys, metrics labels).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::BookInvalid => "book_invalid",
+            Rule::Drawdown => "drawdown",
+            Rule::Volatility => "volatility",
+            Rule::Spread => "spread",
+            Rule::MomentumUp => "momentum_up",
+            Rule::MomentumDown => "momentum_down",
+            Rule::PositionLimit => "position_limit",
+            Rule::Affordability => "affordability",
+            Rule::Cooldown => "cooldown",
+            Rule::MinSize => "min_size",
+            Rule::StopLoss => "stop_loss",
+            Rule::TimeStop => "time_stop",
+            Rule::Stale => "stale_order",
+            Rule::SlotsFull => "slots_full",
+            Rule::ExchangeStatus => "exchange_status",
+            Rule::Rejected => "rejected",
+        }
     }
 }

@@ -7,20 +7,19 @@
 
 pub mod accounting;
 pub mod book;
-pub mod crc;
 pub mod engine;
 pub mod event;
-pub mod json;
 pub mod money;
 pub mod orders;
 pub mod paper;
-pub mod parse;
 pub mod signals;
 pub mod strategy;
 pub mod time;
+pub mod wire;
 
 pub use book::{Book, BookError, ChecksumFormat};
 pub use engine::Core;
 pub use event::{Event, Intent, IntentSink, OrderEvent};
+pub use event::{Rule, Side};
 pub use money::{Cash, Decimal, FinePrice, Ppm, Price, Qty};
-pub use parse::{Message, ParseError, Parser, Side};
+pub use wire::parse::{Message, ParseError, Parser};

@@ -22,11 +22,12 @@
 //! during the cooldown simply fills later, if the market still reaches it.
 
 use crate::core::book::Book;
+use crate::core::event::Side;
 use crate::core::event::{CancelReason, ClientId, OrderEvent, OrderRequest, RejectReason};
 use crate::core::money::{Cash, Ppm, Price, Qty};
 use crate::core::orders::MAX_ORDERS;
-use crate::core::parse::{Side, Trade};
 use crate::core::time::Nanos;
+use crate::core::wire::parse::Trade;
 
 /// Events one paper call can produce at most (one per resting order plus the new one).
 pub const MAX_PAPER_EVENTS: usize = 2 * MAX_ORDERS + 2;

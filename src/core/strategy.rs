@@ -19,102 +19,16 @@
 //! | stop-loss / time stop | force exit: a limit order through the touch by ≤ `exit_slippage_bps` |
 //! | stale order, fill cooldown, drawdown stop | enforced by the engine |
 
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::core::accounting::Accounting;
 use crate::core::book::Book;
 use crate::core::event::Purpose;
+use crate::core::event::{Rule, Side};
 use crate::core::money::{Cash, FinePrice, PPM_ONE, Ppm, Price, Qty};
 use crate::core::orders::{OrderManager, OrderState};
-use crate::core::parse::{InstrumentInfo, Side};
 use crate::core::signals::Signals;
 use crate::core::time::{MS, Nanos, SEC};
-
-/// Every rule that can hold back a quote or force an exit; counted per tick for the
-/// "why quoting paused" report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Rule {
-    /// The book is invalid (no snapshot yet, checksum failed, disconnected).
-    BookInvalid = 0,
-    /// Trading stopped by the drawdown rule.
-    Drawdown,
-    /// Volatility at or below `min_volatility_bps`.
-    Volatility,
-    /// Spread wider than `max_spread_bps`.
-    Spread,
-    /// Up-move: no sell.
-    MomentumUp,
-    /// Down-move: no buy.
-    MomentumDown,
-    /// Would exceed `max_position`.
-    PositionLimit,
-    /// Not enough cash (or base, live) for the order.
-    Affordability,
-    /// Within `fill_cooldown_ms` of the last fill.
-    Cooldown,
-    /// Below the instrument's minimum size or cost.
-    MinSize,
-    /// Adverse move beyond `stop_loss_bps`: forced exit.
-    StopLoss,
-    /// Held longer than `max_hold_s`: forced exit.
-    TimeStop,
-    /// An order older than `stale_order_ms` was cancelled for a re-quote.
-    Stale,
-    /// No order slot free.
-    SlotsFull,
-    /// The exchange or pair is not online.
-    ExchangeStatus,
-    /// The venue refused an order on this side (other than post-only): new orders there
-    /// wait 1 s, doubling per refusal in a row up to 60 s, instead of retrying every tick.
-    Rejected,
-}
-
-impl Rule {
-    /// Number of rules.
-    pub const COUNT: usize = 16;
-    /// All rules in counter order.
-    pub const ALL: [Rule; Rule::COUNT] = [
-        Rule::BookInvalid,
-        Rule::Drawdown,
-        Rule::Volatility,
-        Rule::Spread,
-        Rule::MomentumUp,
-        Rule::MomentumDown,
-        Rule::PositionLimit,
-        Rule::Affordability,
-        Rule::Cooldown,
-        Rule::MinSize,
-        Rule::StopLoss,
-        Rule::TimeStop,
-        Rule::Stale,
-        Rule::SlotsFull,
-        Rule::ExchangeStatus,
-        Rule::Rejected,
-    ];
-
-    /// Snake-case name (JSON keys, metrics labels).
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Rule::BookInvalid => "book_invalid",
-            Rule::Drawdown => "drawdown",
-            Rule::Volatility => "volatility",
-            Rule::Spread => "spread",
-            Rule::MomentumUp => "momentum_up",
-            Rule::MomentumDown => "momentum_down",
-            Rule::PositionLimit => "position_limit",
-            Rule::Affordability => "affordability",
-            Rule::Cooldown => "cooldown",
-            Rule::MinSize => "min_size",
-            Rule::StopLoss => "stop_loss",
-            Rule::TimeStop => "time_stop",
-            Rule::Stale => "stale_order",
-            Rule::SlotsFull => "slots_full",
-            Rule::ExchangeStatus => "exchange_status",
-            Rule::Rejected => "rejected",
-        }
-    }
-}
+use crate::core::wire::parse::InstrumentInfo;
 
 /// The strategy's parameters in the instrument's integer units (derived once from
 /// [`Config`] and the instrument; no floats reach a price or a size).

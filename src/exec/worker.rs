@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
 use hdrhistogram::Histogram;
 
-use crate::config::Config;
+use crate::app::config::Config;
+use crate::core::event::Side;
 use crate::core::event::{CancelReason, ClientId, Intent, OrderEvent, OrderRequest};
 use crate::core::money::{Cash, Decimal, Qty};
-use crate::core::parse::Side;
 use crate::core::time::Nanos;
 use crate::kraken::errors::KrakenError;
 use crate::kraken::ratecounter::{ADD_COST, TradingCounter, amend_cost, cancel_cost};

@@ -21,7 +21,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::core::Core;
 use crate::core::event::{Event, Intent, IntentSink, MAX_INTENTS_PER_EVENT, OrderEvent, Stage};
 use crate::core::money::Qty;

@@ -18,8 +18,8 @@ use crossbeam_channel::Receiver;
 use serde_json::{Value, json};
 
 use crate::core::engine::TradingState;
+use crate::core::event::Rule;
 use crate::core::money::{Cash, Qty};
-use crate::core::strategy::Rule;
 use crate::core::time::{MS, Nanos, format_rfc3339};
 use crate::exec::worker::WorkerReport;
 use crate::side::status::{LatencyRow, StageHists, StatusFeed, StatusSnapshot};

@@ -22,12 +22,12 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use serde::{Deserialize, Serialize};
 
+use crate::core::event::Side;
 use crate::core::event::{
     CancelReason, ClientId, JournalEntry, JournalKind, OrderEvent, OrderRequest, Purpose,
     RejectReason,
 };
 use crate::core::money::{Cash, Decimal, Price, Qty};
-use crate::core::parse::Side;
 use crate::core::time::Nanos;
 
 /// Records in flight to the journal thread. Orders are bounded by rate limits (a few per

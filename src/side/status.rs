@@ -19,9 +19,9 @@ use serde::Serialize;
 use crate::core::accounting::FillRecord;
 use crate::core::engine::TradingState;
 use crate::core::event::OrderRequest;
+use crate::core::event::Rule;
 use crate::core::money::{Cash, FinePrice, Price};
 use crate::core::orders::{MAX_ORDERS, OrderState};
-use crate::core::strategy::Rule;
 use crate::core::time::{Nanos, SEC};
 
 /// Trades the dashboard shows.

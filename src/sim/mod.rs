@@ -11,6 +11,7 @@
 //! TLS (`wss://`) uses a certificate generated at start-up ([`SimTls::generate`]).
 
 pub mod rest;
+pub mod synth;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -23,7 +24,7 @@ use serde_json::Value;
 use tungstenite::{Message, WebSocket};
 
 use crate::core::time::format_rfc3339;
-use crate::synth::{SynthConfig, SynthMarket};
+use crate::sim::synth::{SynthConfig, SynthMarket};
 
 /// Simulator settings.
 #[derive(Debug, Clone)]

@@ -76,13 +76,13 @@ enum Cmd {
 /// Writes `seconds` of the seeded market, a book snapshot first, one recorder line per frame.
 fn record(seconds: u64, seed: u64, step_ms: u64, volatility: f64) -> std::io::Result<u64> {
     use std::io::Write;
-    let mut m = wildbot::synth::SynthMarket::new(wildbot::synth::SynthConfig {
+    let mut m = wildbot::sim::synth::SynthMarket::new(wildbot::sim::synth::SynthConfig {
         seed,
         volatility,
         mean_step_ns: step_ms.max(1) as i64 * 1_000_000,
         // As the simulator serves it: occasional sweeps through the book.
         sweep_probability: 0.01,
-        ..wildbot::synth::SynthConfig::default()
+        ..wildbot::sim::synth::SynthConfig::default()
     });
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let start = m.now();

@@ -425,7 +425,7 @@ fn instrument_precision_change_rebuilds_and_resubscribes() {
 
 #[test]
 fn same_events_same_intents() {
-    let frames = crate::bench::frames(30_000, 3);
+    let frames = crate::devtools::bench::frames(30_000, 3);
     let run = || {
         let mut r = Run::new(&cfg(""));
         let mut all = Vec::new();
@@ -444,7 +444,7 @@ fn same_events_same_intents() {
 #[test]
 fn paper_session_keeps_the_books_consistent() {
     // About 9 simulated minutes.
-    let frames = crate::bench::frames(150_000, 3);
+    let frames = crate::devtools::bench::frames(150_000, 3);
     let mut r = Run::new(&cfg(""));
     let max = r.core.params().max_position.0 as i64;
     for (t, f) in &frames {
@@ -468,7 +468,7 @@ fn paper_session_keeps_the_books_consistent() {
 /// still matches Kraken's checksum.
 #[test]
 fn hostile_frames_are_skipped_without_touching_the_book() {
-    let frames = crate::bench::frames(600, 5);
+    let frames = crate::devtools::bench::frames(600, 5);
     let mut r = Run::new(&cfg(""));
     for (t, f) in &frames[..300] {
         r.frame(*t, f);
@@ -570,7 +570,7 @@ fn account_state(c: &Core) -> String {
 
 #[test]
 fn journal_replay_restores_the_account_exactly() {
-    let frames = crate::bench::frames(150_000, 3);
+    let frames = crate::devtools::bench::frames(150_000, 3);
     let mut r = Run::new(&cfg(""));
     let mut journal = Vec::new();
     let keep = |v: Vec<Intent>, journal: &mut Vec<JournalEntry>| {

@@ -19,8 +19,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::core::book::{Book, ChecksumFormat};
 use crate::core::money::{Price, Qty};
-use crate::core::parse::{BookHeader, RawLevel};
 use crate::core::time::{Nanos, format_rfc3339};
+use crate::core::wire::parse::{BookHeader, RawLevel};
 
 /// Settings of the synthetic market.
 #[derive(Debug, Clone)]
@@ -531,7 +531,7 @@ pub fn generate(cfg: SynthConfig, n: usize) -> Vec<(Nanos, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::parse::{Message, Parser};
+    use crate::core::wire::parse::{Message, Parser};
 
     #[test]
     fn same_seed_same_bytes() {

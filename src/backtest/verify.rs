@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
+use crate::backtest::feedfile::{Skipped, for_each_record};
 use crate::core::book::{Book, BookError, ChecksumFormat, KRAKEN_DEPTHS};
-use crate::core::json::Cursor;
-use crate::core::parse::{Channel, Message, Parser};
-use crate::feedfile::{Skipped, for_each_record};
+use crate::core::wire::json::Cursor;
+use crate::core::wire::parse::{Channel, Message, Parser};
 
 /// Unit precision used when the digits are taken as written (wide enough for any pair).
 const AS_WRITTEN_UNITS: u8 = 10;

@@ -9,9 +9,10 @@
 //!
 //! Data for other symbols is skipped: the parser is built for one symbol.
 
-use crate::core::json::{Cursor, JsonError, Kind};
+use crate::core::event::Side;
 use crate::core::money::{Decimal, NumError, Price, Qty};
 use crate::core::time::{DateCache, Nanos, parse_rfc3339_cached};
+use crate::core::wire::json::{Cursor, JsonError, Kind};
 
 /// Most levels one book message may carry per side (Kraken's deepest subscription is 1000).
 pub const MAX_LEVELS_PER_MSG: usize = 1024;
@@ -112,35 +113,6 @@ impl ParseError {
         "too_many",
         "repeated_symbol",
     ];
-}
-
-/// Buy or sell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
-    /// Bid side / buy.
-    Buy,
-    /// Ask side / sell.
-    Sell,
-}
-
-impl Side {
-    /// The other side.
-    #[must_use]
-    pub fn opposite(self) -> Side {
-        match self {
-            Side::Buy => Side::Sell,
-            Side::Sell => Side::Buy,
-        }
-    }
-
-    /// `"buy"` or `"sell"`, as Kraken spells it.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Buy => "buy",
-            Side::Sell => "sell",
-        }
-    }
 }
 
 /// One price level as received.

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::config::Config;
-use crate::replay::{ReplayReport, replay};
+use crate::app::config::Config;
+use crate::backtest::replay::{ReplayReport, replay};
 
 /// One axis of the grid: a config key and the values to try.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! A counting global allocator, to prove the hot path does not allocate.
 //!
 //! Install it in a binary or test with
-//! `#[global_allocator] static A: wildbot::alloc::CountingAlloc = wildbot::alloc::CountingAlloc;`
+//! `#[global_allocator] static A: wildbot::devtools::alloc::CountingAlloc = wildbot::devtools::alloc::CountingAlloc;`
 //! and read [`thread_allocations`] before and after the code under test. Counts are kept per
 //! thread (a `const`-initialised thread-local `Cell`, which itself never allocates), so other
 //! threads — the test harness, side workers — cannot disturb a measurement.

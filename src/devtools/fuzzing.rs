@@ -19,12 +19,12 @@ use std::collections::BTreeMap;
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::core::Core;
 use crate::core::book::{Book, ChecksumFormat};
 use crate::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
 use crate::core::money::{Price, Qty};
-use crate::core::parse::{BookHeader, MAX_LEVELS_PER_MSG, RawLevel};
+use crate::core::wire::parse::{BookHeader, MAX_LEVELS_PER_MSG, RawLevel};
 
 /// Depths Kraken offers.
 const DEPTHS: [u16; 5] = [10, 25, 100, 500, 1000];
@@ -72,7 +72,7 @@ pub fn assert_book_shape(book: &Book) {
 pub fn frames(data: &[u8]) {
     let mut core = Core::new(&Config::default(), 1).expect("default config is valid");
     let mut out: Vec<Intent> = Vec::with_capacity(MAX_INTENTS_PER_EVENT);
-    let mut parser = crate::core::parse::Parser::new("BTC/USD", 1, 8);
+    let mut parser = crate::core::wire::parse::Parser::new("BTC/USD", 1, 8);
     for (i, frame) in data.split(|&b| b == b'\n').enumerate() {
         // The parser alone, then the core (which also applies book messages).
         let _ = parser.parse(frame);

@@ -15,7 +15,7 @@
 //! Frames are handed out as the exact bytes of the file (number text untouched), so checksums
 //! can be verified "as written".
 
-use crate::core::json::{Cursor, Kind};
+use crate::core::wire::json::{Cursor, Kind};
 
 /// One frame from a feed file.
 #[derive(Debug, Clone, Copy)]

@@ -3,16 +3,16 @@
 //! All frames are generated up front as raw JSON text, then each one goes through the whole
 //! core (parse → book → signals → paper fills → strategy → risk → intents) and is timed on its
 //! own. Allocations are counted on this thread during the measured ticks only; they are
-//! meaningful when the binary installs [`CountingAlloc`](crate::alloc::CountingAlloc).
+//! meaningful when the binary installs [`CountingAlloc`](crate::devtools::alloc::CountingAlloc).
 
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::core::Core;
 use crate::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
-use crate::synth::{SynthConfig, generate};
+use crate::sim::synth::{SynthConfig, generate};
 
 /// What `bench` measured.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -80,7 +80,7 @@ pub fn run(ticks: u64, seed: u64) -> BenchReport {
         core.handle(*ts, Event::Frame(f.as_bytes()), &mut out);
         out.clear();
     }
-    let allocs_before = crate::alloc::thread_allocations();
+    let allocs_before = crate::devtools::alloc::thread_allocations();
     let wall = Instant::now();
     for (ts, f) in measured {
         let t0 = Instant::now();
@@ -91,7 +91,7 @@ pub fn run(ticks: u64, seed: u64) -> BenchReport {
         out.clear();
     }
     let wall_s = wall.elapsed().as_secs_f64();
-    let allocations = crate::alloc::thread_allocations() - allocs_before;
+    let allocations = crate::devtools::alloc::thread_allocations() - allocs_before;
     let n = hist.len();
     let mean = hist.mean();
     BenchReport {

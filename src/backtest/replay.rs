@@ -13,14 +13,14 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::app::config::Config;
+use crate::backtest::feedfile::{Input, for_each_input};
 use crate::core::Core;
+use crate::core::event::Rule;
 use crate::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
 use crate::core::paper::FillModel;
-use crate::core::strategy::Rule;
 use crate::core::time::{MS, Nanos};
 use crate::feed::TIMER_NS;
-use crate::feedfile::{Input, for_each_input};
 
 /// Client order ids of a replay start here (any fixed value keeps it deterministic).
 const FIRST_ORDER_ID: u64 = 1;

@@ -1,6 +1,7 @@
 //! Parser tests on real Kraken frames (from ../shared/kraken-facts.md and the recorded vectors).
 
 use super::*;
+use crate::core::event::Side;
 
 fn btc() -> Parser {
     Parser::new("BTC/USD", 1, 8)
@@ -210,10 +211,12 @@ fn fast_path_agrees_with_the_general_parser() {
         let path = entry.unwrap().path();
         if path.is_file() && path.extension().is_some_and(|e| e != "md") {
             let data = std::fs::read(&path).unwrap();
-            let _ = crate::feedfile::for_each_record(&data, |r| frames.push(r.frame.to_vec()));
+            let _ = crate::backtest::feedfile::for_each_record(&data, |r| {
+                frames.push(r.frame.to_vec())
+            });
         }
     }
-    for (_, f) in crate::bench::frames(3_000, 5) {
+    for (_, f) in crate::devtools::bench::frames(3_000, 5) {
         frames.push(f.into_bytes());
     }
     // Damage: a byte changed, the tail cut, whitespace added, keys reordered.

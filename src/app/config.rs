@@ -592,7 +592,7 @@ mod tests {
 
     #[test]
     fn shipped_file_equals_defaults() {
-        let text = include_str!("../config/wildbot.toml");
+        let text = include_str!("../../config/wildbot.toml");
         assert_eq!(Config::from_toml_str(text, &[]).unwrap(), Config::default());
         Config::default().validate().unwrap();
     }

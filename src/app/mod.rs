@@ -1,0 +1,6 @@
+//! The application: the one place where threads are started and wired together.
+//!
+//! `main.rs` parses the command line and calls in here; everything below (`core`, `feed`,
+//! `exec`, `side`, ...) takes its own settings and knows nothing of the app's [`config::Config`].
+
+pub mod config;
