@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use wildbot::app::config::Config;
 use wildbot::core::Core;
+use wildbot::core::Settings;
 use wildbot::core::book::{Book, ChecksumFormat};
 use wildbot::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
 use wildbot::core::signals::microprice;
@@ -118,7 +118,7 @@ impl NaiveBook {
 fn bench(c: &mut Criterion) {
     let frames = frames();
     let n = frames.len() as u64;
-    let cfg = Config::default();
+    let cfg = Settings::default();
 
     let mut g = c.benchmark_group("stages");
     g.throughput(Throughput::Elements(n));
@@ -161,7 +161,7 @@ fn bench(c: &mut Criterion) {
 }
 
 /// The full core and the naive baseline over the same frames, in one group.
-fn core_vs_naive(c: &mut Criterion, name: &str, frames: &[(i64, String)], cfg: &Config) {
+fn core_vs_naive(c: &mut Criterion, name: &str, frames: &[(i64, String)], cfg: &Settings) {
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(frames.len() as u64));
     g.bench_function("Core::handle", |b| {

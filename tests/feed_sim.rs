@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use wildbot::app::config::Config;
-use wildbot::feed::{RunOptions, Summary};
+use wildbot::app::session::{RunOptions, trade};
+use wildbot::feed::Summary;
 use wildbot::sim::{Faults, SimConfig, SimTls, Simulator};
 
 fn config(url: &str) -> Config {
@@ -31,7 +32,7 @@ fn run_against(
     };
     let summary = std::thread::scope(|s| {
         s.spawn(|| script(sim.faults()));
-        wildbot::feed::run(cfg, &opts, &notifier, |_| {}).unwrap()
+        trade(cfg, &opts, &notifier).unwrap()
     });
     drop(notifier);
     notify.join().unwrap();
@@ -226,7 +227,7 @@ fn live_mode_falls_back_to_paper_when_the_api_is_down_at_start() {
         ),
         ..RunOptions::default()
     };
-    let s = wildbot::feed::run(&cfg, &opts, &notifier, |_| {}).unwrap();
+    let s = trade(&cfg, &opts, &notifier).unwrap();
     drop(notifier);
     notify.join().unwrap();
     assert_eq!(s.mode, "paper");

@@ -4,6 +4,7 @@
 //! checksums and equals the exchange's view; a config that loads is valid.
 
 use proptest::prelude::*;
+use wildbot::app::config::check_arbitrary_text;
 use wildbot::devtools::fuzzing;
 
 /// Lines that look like Kraken frames, mutated: the shape the parser mostly sees.
@@ -62,8 +63,8 @@ proptest! {
     #[test]
     fn config_text_never_panics(text in r#"([a-z_]{1,22} = ("[a-z0-9:./]{0,12}"|-?[0-9]{1,6}(\.[0-9]{1,9})?|true|false)\n){0,6}"#,
                                 raw in prop::collection::vec(any::<u8>(), 0..200)) {
-        fuzzing::config_text(text.as_bytes());
-        fuzzing::config_text(&raw);
+        check_arbitrary_text(text.as_bytes());
+        check_arbitrary_text(&raw);
     }
 }
 
@@ -92,7 +93,7 @@ fn every_key_with_odd_values() {
             "true",
         ] {
             let text = format!("{key} = {value}\n");
-            fuzzing::config_text(text.as_bytes());
+            check_arbitrary_text(text.as_bytes());
             if let Err(e) = wildbot::app::config::Config::from_toml_str(&text, &[]) {
                 let msg = e.to_string();
                 assert!(

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use wildbot::core::event::Side;
 use wildbot::core::event::{Alert, AlertKind, AlertLevel};
+use wildbot::core::money::Precision;
 use wildbot::core::money::{Cash, Price, Qty};
-use wildbot::side::notify::{AlertText, Notice, Precision};
+use wildbot::side::notify::{AlertText, Notice};
 use wildbot::side::telegram::{self, Outgoing, Pacing, TelegramConfig};
 
 const TOKEN: &str = "123456:TEST-token";

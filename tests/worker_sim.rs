@@ -24,8 +24,7 @@ fn cfg(sim: &RestSim) -> WorkerConfig {
     WorkerConfig {
         rest_url: sim.url(),
         pair: "XBTUSD".into(),
-        price_precision: 1,
-        qty_precision: 8,
+        precision: wildbot::core::Precision { price: 1, qty: 8 },
         min_interval: Duration::from_millis(50),
         fill_poll: Duration::from_millis(150),
         balance_refresh: Duration::from_secs(300),

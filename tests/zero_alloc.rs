@@ -8,6 +8,7 @@
 use wildbot::app::config::Config;
 use wildbot::core::Core;
 use wildbot::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
+use wildbot::core::paper::FillModel;
 use wildbot::devtools::alloc::{CountingAlloc, thread_allocations};
 
 #[global_allocator]
@@ -17,7 +18,7 @@ static ALLOC: CountingAlloc = CountingAlloc;
 fn no_allocation_per_event_over_150k_ticks() {
     let frames = wildbot::devtools::bench::frames(150_000, 11);
     let cfg = Config::from_toml_str("min_volatility_bps = 0\n", &[]).unwrap();
-    let mut core = Core::new(&cfg, 1).unwrap();
+    let mut core = Core::new(&cfg.core_settings(FillModel::Cross), 1).unwrap();
     let mut out: Vec<Intent> = Vec::with_capacity(MAX_INTENTS_PER_EVENT);
     let bad_frames: [&[u8]; 4] = [b"{", b"\xff\xfe", b"[1,2", br#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":1.05,"qty":1}]}]}"#];
     let corrupt = br#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[],"asks":[],"checksum":1}]}"#;

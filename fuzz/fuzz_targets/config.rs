@@ -1,5 +1,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    wildbot::devtools::fuzzing::config_text(data);
+    wildbot::app::config::check_arbitrary_text(data);
 });

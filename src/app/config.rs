@@ -10,11 +10,19 @@
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::core::book::KRAKEN_DEPTHS;
-use crate::core::money::{Decimal, NumError};
+use crate::core::money::{Decimal, NumError, Precision};
+use crate::core::paper::FillModel;
+use crate::core::settings::Settings;
+use crate::core::time::MS;
+use crate::exec::worker::WorkerConfig;
+use crate::feed::FeedSettings;
+use crate::kraken::ratecounter::Tier;
+use crate::side::dashboard::{DashboardConfig, DashboardError, check_bind};
 
 /// A decimal config value kept as its exact text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,7 +169,7 @@ pub struct Config {
     // Accounting.
     pub starting_capital: DecimalValue,
     /// Paper fill model: `cross` or `queue`; absent → cross for `run`/`demo`, queue for replay.
-    pub fill_model: Option<crate::core::paper::FillModel>,
+    pub fill_model: Option<FillModel>,
     /// Paper orders reach the (simulated) venue this long after they are placed.
     pub order_latency_ms: u64,
     /// Extra market-data delay to simulate: the feed shows the market this much later.
@@ -170,7 +178,7 @@ pub struct Config {
     pub rest_min_interval_ms: u64,
     pub fill_poll_s: u64,
     pub balance_refresh_s: u64,
-    pub rate_tier: crate::kraken::ratecounter::Tier,
+    pub rate_tier: Tier,
     /// Dead man's switch: CancelAllOrdersAfter every this many seconds (0: off).
     pub deadman_refresh_s: u64,
     pub deadman_timeout_s: u64,
@@ -238,7 +246,7 @@ impl Default for Config {
             rest_min_interval_ms: 1000,
             fill_poll_s: 5,
             balance_refresh_s: 300,
-            rate_tier: crate::kraken::ratecounter::Tier::Starter,
+            rate_tier: Tier::Starter,
             deadman_refresh_s: 20,
             deadman_timeout_s: 60,
             rest_timeout_ms: 5000,
@@ -276,6 +284,9 @@ pub enum ConfigError {
          KRAKEN_API_KEY, KRAKEN_API_SECRET, TELEGRAM_BOT_TOKEN in the environment and remove it"
     )]
     Secret(String),
+    /// A `--set` argument that is not `KEY=VALUE`.
+    #[error("--set {0}: expected KEY=VALUE")]
+    Override(String),
     /// A value that parses but is not allowed.
     #[error("config key `{key}`: {reason}")]
     Invalid {
@@ -286,6 +297,32 @@ pub enum ConfigError {
     },
 }
 
+/// `KEY=VALUE` pairs from `--set` arguments.
+///
+/// # Errors
+/// An argument without `=`.
+pub fn parse_overrides(set: &[String]) -> Result<Vec<(String, String)>, ConfigError> {
+    set.iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| ConfigError::Override(kv.clone()))
+        })
+        .collect()
+}
+
+/// The config file (the defaults when there is none) with `--set` overrides on top.
+///
+/// # Errors
+/// An unreadable or invalid file, a bad override, or a value that is not allowed.
+pub fn load_config(path: Option<&Path>, set: &[String]) -> Result<Config, ConfigError> {
+    let overrides = parse_overrides(set)?;
+    match path {
+        Some(p) => Config::load(p, &overrides),
+        None => Config::from_toml_str("", &overrides),
+    }
+}
+
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
@@ -294,6 +331,100 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
+    /// The instrument's decimals as configured (the instrument channel may change them).
+    #[must_use]
+    pub fn precision(&self) -> Precision {
+        Precision {
+            price: self.price_precision,
+            qty: self.qty_precision,
+        }
+    }
+
+    /// The feed thread's settings.
+    #[must_use]
+    pub fn feed_settings(&self) -> FeedSettings {
+        FeedSettings {
+            ws_url: self.ws_url.clone(),
+            ws_ca_file: self.ws_ca_file.clone(),
+            symbol: self.symbol.clone(),
+            book_depth: self.book_depth,
+            core_id: self.core_id,
+            feed_timeout_ms: self.feed_timeout_ms,
+            ping_interval_ms: self.ping_interval_ms,
+            stage_timing: self.stage_timing,
+        }
+    }
+
+    /// The order worker's settings (its channels and journal are wired by the session).
+    #[must_use]
+    pub fn worker_settings(&self) -> WorkerConfig {
+        WorkerConfig {
+            rest_url: self.rest_url.clone(),
+            pair: self.rest_pair.clone(),
+            precision: self.precision(),
+            min_interval: Duration::from_millis(self.rest_min_interval_ms),
+            fill_poll: Duration::from_secs(self.fill_poll_s),
+            balance_refresh: Duration::from_secs(self.balance_refresh_s),
+            deadman_refresh: Duration::from_secs(self.deadman_refresh_s),
+            deadman_timeout_s: self.deadman_timeout_s,
+            timeout: Duration::from_millis(self.rest_timeout_ms),
+            tier: self.rate_tier,
+            reports: None,
+            journal: None,
+            adopt: Vec::new(),
+        }
+    }
+
+    /// The dashboard's settings.
+    #[must_use]
+    pub fn dashboard_settings(&self) -> DashboardConfig {
+        DashboardConfig {
+            bind: self.dashboard_bind.clone(),
+            token: self.dashboard_token.clone(),
+            symbol: self.symbol.clone(),
+            feed_timeout_ns: self.feed_timeout_ms as i64 * MS,
+        }
+    }
+
+    /// The core's settings from this config. `default_fill` is the paper fill model when
+    /// `fill_model` is not set (`cross` for a session, `queue` for a replay).
+    #[must_use]
+    pub fn core_settings(&self, default_fill: FillModel) -> Settings {
+        Settings {
+            live_mode: self.live_mode,
+            symbol: self.symbol.clone(),
+            book_depth: self.book_depth,
+            price_precision: self.price_precision,
+            qty_precision: self.qty_precision,
+            tick_size: self.tick_size.decimal(),
+            qty_min: self.qty_min.decimal(),
+            cost_min: self.cost_min.decimal(),
+            ema_window: self.ema_window,
+            momentum_threshold_bps: self.momentum_threshold_bps,
+            momentum_filter_enabled: self.momentum_filter_enabled,
+            vol_window_s: self.vol_window_s,
+            min_volatility_bps: self.min_volatility_bps,
+            entry_offset_bps: self.entry_offset_bps,
+            exit_offset_bps: self.exit_offset_bps,
+            maker_fee_bps: self.maker_fee_bps,
+            taker_fee_bps: self.taker_fee_bps,
+            skew_factor: self.skew_factor,
+            order_qty: self.order_qty.decimal(),
+            max_position: self.max_position.decimal(),
+            max_spread_bps: self.max_spread_bps,
+            stale_order_ms: self.stale_order_ms,
+            fill_cooldown_ms: self.fill_cooldown_ms,
+            stop_loss_bps: self.stop_loss_bps,
+            max_hold_s: self.max_hold_s,
+            max_drawdown_pct: self.max_drawdown_pct,
+            exit_slippage_bps: self.exit_slippage_bps,
+            starting_capital: self.starting_capital.decimal(),
+            fill_model: self.fill_model.unwrap_or(default_fill),
+            order_latency_ms: self.order_latency_ms,
+            feed_latency_ms: self.feed_latency_ms,
+        }
+    }
+
     /// Reads and validates a TOML file, applying `key=value` overrides on top (values are
     /// TOML; a bare word is taken as a string).
     ///
@@ -386,17 +517,13 @@ impl Config {
             ));
         }
         if !self.dashboard_bind.is_empty() {
-            crate::side::dashboard::check_bind(
-                &self.dashboard_bind,
-                self.dashboard_token.as_deref(),
-            )
-            .map_err(|e| {
-                let key = if e.contains("dashboard_token") {
+            check_bind(&self.dashboard_bind, self.dashboard_token.as_deref()).map_err(|e| {
+                let key = if matches!(e, DashboardError::NeedsToken(_)) {
                     "dashboard_token"
                 } else {
                     "dashboard_bind"
                 };
-                invalid(key, e)
+                invalid(key, e.to_string())
             })?;
         }
         if !(self.telegram_api_url.starts_with("https://")
@@ -579,6 +706,30 @@ impl Config {
             return Err(invalid("max_drawdown_pct", "must be at most 100"));
         }
         Ok(())
+    }
+}
+
+/// The config loader's invariant for arbitrary input (the `config` fuzz target and a property
+/// test share it): text as a config file, and as `--set` overrides, never panics, and what
+/// loads is valid.
+///
+/// # Panics
+/// On a panic while loading, or a loaded config that breaks a validation rule.
+pub fn check_arbitrary_text(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (file, set) = text.split_once('\u{0}').unwrap_or((&text, ""));
+    let overrides: Vec<(String, String)> = set
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if let Ok(cfg) = Config::from_toml_str(file, &overrides) {
+        assert!(
+            KRAKEN_DEPTHS.contains(&cfg.book_depth),
+            "depth {}",
+            cfg.book_depth
+        );
+        assert!(cfg.validate().is_ok(), "loaded but invalid");
     }
 }
 

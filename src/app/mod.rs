@@ -3,4 +3,7 @@
 //! `main.rs` parses the command line and calls in here; everything below (`core`, `feed`,
 //! `exec`, `side`, ...) takes its own settings and knows nothing of the app's [`config::Config`].
 
+pub mod commands;
 pub mod config;
+pub mod demo;
+pub mod session;

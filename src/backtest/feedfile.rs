@@ -15,6 +15,7 @@
 //! Frames are handed out as the exact bytes of the file (number text untouched), so checksums
 //! can be verified "as written".
 
+use crate::backtest::error::BacktestError;
 use crate::core::wire::json::{Cursor, Kind};
 
 /// One frame from a feed file.
@@ -73,7 +74,10 @@ const KRAKEN_KEYS: [&[u8]; 11] = [
 ///
 /// # Errors
 /// Only for the fixture format when the document is not valid JSON of that shape.
-pub fn for_each_record(data: &[u8], mut f: impl FnMut(Record<'_>)) -> Result<Skipped, String> {
+pub fn for_each_record(
+    data: &[u8],
+    mut f: impl FnMut(Record<'_>),
+) -> Result<Skipped, BacktestError> {
     for_each_input(data, |i| {
         if let Input::Frame(r) = i {
             f(r);
@@ -86,7 +90,7 @@ pub fn for_each_record(data: &[u8], mut f: impl FnMut(Record<'_>)) -> Result<Ski
 ///
 /// # Errors
 /// As [`for_each_record`].
-pub fn for_each_input(data: &[u8], mut f: impl FnMut(Input<'_>)) -> Result<Skipped, String> {
+pub fn for_each_input(data: &[u8], mut f: impl FnMut(Input<'_>)) -> Result<Skipped, BacktestError> {
     if looks_like_fixture(data) {
         return read_fixture(data, |r| f(Input::Frame(r)));
     }
@@ -244,7 +248,7 @@ fn looks_like_fixture(data: &[u8]) -> bool {
     data[start..].starts_with(b"\"init\"")
 }
 
-fn read_fixture(data: &[u8], mut f: impl FnMut(Record<'_>)) -> Result<Skipped, String> {
+fn read_fixture(data: &[u8], mut f: impl FnMut(Record<'_>)) -> Result<Skipped, BacktestError> {
     #[derive(serde::Deserialize)]
     struct Fixture<'a> {
         #[serde(borrow)]
@@ -252,8 +256,8 @@ fn read_fixture(data: &[u8], mut f: impl FnMut(Record<'_>)) -> Result<Skipped, S
         #[serde(borrow)]
         updates: Vec<&'a serde_json::value::RawValue>,
     }
-    let fx: Fixture<'_> = serde_json::from_slice(data)
-        .map_err(|e| format!("not a python-kraken-sdk fixture: {e}"))?;
+    let fx: Fixture<'_> =
+        serde_json::from_slice(data).map_err(|e| BacktestError::Fixture(e.to_string()))?;
     // Pretty-printed messages: compact them so they are single frames (numbers keep their text).
     let mut buf = Vec::new();
     for (i, raw) in std::iter::once(fx.init).chain(fx.updates).enumerate() {

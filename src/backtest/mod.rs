@@ -4,6 +4,7 @@
 //! `feedfile` reads recorded feeds, `verify` checks their checksums, `replay` runs the core over
 //! them with simulated fills, and `sweep` replays a grid of parameter sets.
 
+pub mod error;
 pub mod feedfile;
 pub mod replay;
 pub mod sweep;

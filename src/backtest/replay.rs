@@ -13,14 +13,13 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::app::config::Config;
+use crate::backtest::error::BacktestError;
 use crate::backtest::feedfile::{Input, for_each_input};
-use crate::core::Core;
+use crate::core::engine::TIMER_NS;
 use crate::core::event::Rule;
 use crate::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
-use crate::core::paper::FillModel;
 use crate::core::time::{MS, Nanos};
-use crate::feed::TIMER_NS;
+use crate::core::{Core, Settings};
 
 /// Client order ids of a replay start here (any fixed value keeps it deterministic).
 const FIRST_ORDER_ID: u64 = 1;
@@ -76,22 +75,21 @@ pub struct ReplayReport {
     pub fill_model: &'static str,
 }
 
-/// Replays `data` (a feed file's bytes) under `cfg` (always on paper). `progress` is called
+/// Replays `data` (a feed file's bytes) under `settings` (always on paper). `progress` is called
 /// with (inputs done, lines in the file) every 4096 inputs.
 ///
 /// # Errors
 /// An invalid config for the core, or an unreadable file.
 pub fn replay(
-    cfg: &Config,
+    settings: &Settings,
     data: &[u8],
     mut progress: impl FnMut(usize, usize),
-) -> Result<ReplayReport, String> {
-    let cfg = Config {
+) -> Result<ReplayReport, BacktestError> {
+    let settings = Settings {
         live_mode: false,
-        fill_model: Some(cfg.fill_model.unwrap_or(FillModel::Queue)),
-        ..cfg.clone()
+        ..settings.clone()
     };
-    let mut core = Core::new(&cfg, FIRST_ORDER_ID)?;
+    let mut core = Core::new(&settings, FIRST_ORDER_ID)?;
     let mut out: Vec<Intent> = Vec::with_capacity(MAX_INTENTS_PER_EVENT);
     let has_timers = memchr::memmem::find(data, br#""event":"timer""#).is_some();
     let lines = memchr::memchr_iter(b'\n', data).count() + 1;
@@ -124,7 +122,7 @@ pub fn replay(
         r.step(&mut core, ts, event, &mut out);
     })?;
     progress(lines, lines);
-    Ok(r.report(&core, cfg.fill_model.unwrap_or(FillModel::Queue).name()))
+    Ok(r.report(&core, settings.fill_model.name()))
 }
 
 /// Running totals between events.
@@ -196,8 +194,8 @@ impl Run {
         ReplayReport {
             frames: st.frames,
             ticks: st.ticks,
-            book_messages: st.book_msgs,
-            checksum_mismatches: st.checksum_mismatch,
+            book_messages: st.book_messages,
+            checksum_mismatches: st.checksum_mismatches,
             parse_errors: st.parse_errors_total(),
             duration_s: span as f64 / 1e9,
             quotes: self.quotes,

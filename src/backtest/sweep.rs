@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::app::config::Config;
+use crate::backtest::error::BacktestError;
 use crate::backtest::replay::{ReplayReport, replay};
+use crate::core::Settings;
 
 /// One axis of the grid: a config key and the values to try.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,10 +23,10 @@ impl Axis {
     ///
     /// # Errors
     /// No `=`, or no value.
-    pub fn parse(spec: &str) -> Result<Axis, String> {
+    pub fn parse(spec: &str) -> Result<Axis, BacktestError> {
         let (key, values) = spec
             .split_once('=')
-            .ok_or_else(|| format!("--grid {spec}: expected KEY=V1,V2,..."))?;
+            .ok_or_else(|| BacktestError::Grid(spec.to_string()))?;
         let values: Vec<String> = values
             .split(',')
             .map(str::trim)
@@ -33,7 +34,7 @@ impl Axis {
             .map(String::from)
             .collect();
         if key.trim().is_empty() || values.is_empty() {
-            return Err(format!("--grid {spec}: expected KEY=V1,V2,..."));
+            return Err(BacktestError::Grid(spec.to_string()));
         }
         Ok(Axis {
             key: key.trim().to_string(),
@@ -72,7 +73,8 @@ pub struct SweepRow {
 }
 
 /// Replays `data` once per combination, `jobs` at a time, and returns the rows best final PnL
-/// first. `config` turns one combination's overrides into a validated config.
+/// first. `settings` turns one combination's overrides into the core's settings (through a
+/// validated config).
 ///
 /// # Errors
 /// The first invalid combination (its key named) or replay failure.
@@ -80,13 +82,16 @@ pub fn sweep(
     data: &[u8],
     combos: &[Vec<(String, String)>],
     jobs: usize,
-    config: impl Fn(&[(String, String)]) -> Result<Config, String> + Sync,
-) -> Result<Vec<SweepRow>, String> {
+    settings: impl Fn(&[(String, String)]) -> Result<Settings, BacktestError> + Sync,
+) -> Result<Vec<SweepRow>, BacktestError> {
     // Validate everything before spending any time.
-    let configs: Vec<Config> = combos.iter().map(|c| config(c)).collect::<Result<_, _>>()?;
+    let configs: Vec<Settings> = combos
+        .iter()
+        .map(|c| settings(c))
+        .collect::<Result<_, _>>()?;
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<ReplayReport, String>>>> =
-        Mutex::new(vec![None; combos.len()]);
+    let results: Mutex<Vec<Option<Result<ReplayReport, BacktestError>>>> =
+        Mutex::new((0..combos.len()).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..jobs.clamp(1, combos.len().max(1)) {
             s.spawn(|| {
@@ -101,12 +106,10 @@ pub fn sweep(
             });
         }
     });
-    let results = results
-        .into_inner()
-        .map_err(|_| "a sweep worker panicked")?;
+    let results = results.into_inner().map_err(|_| BacktestError::Worker)?;
     let mut rows = Vec::with_capacity(combos.len());
     for (settings, r) in combos.iter().zip(results) {
-        let report = r.ok_or("a sweep run did not finish")??;
+        let report = r.ok_or(BacktestError::Worker)??;
         rows.push(SweepRow {
             settings: settings.clone(),
             report,

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::backtest::error::BacktestError;
 use crate::backtest::feedfile::{Skipped, for_each_record};
 use crate::core::book::{Book, BookError, ChecksumFormat, KRAKEN_DEPTHS};
 use crate::core::wire::json::Cursor;
@@ -184,7 +185,7 @@ fn book_symbol(frame: &[u8]) -> Option<String> {
 ///
 /// # Errors
 /// The file is not in a readable feed format, or its depth is not one Kraken offers.
-pub fn verify(data: &[u8], opts: &VerifyOptions) -> Result<FileReport, String> {
+pub fn verify(data: &[u8], opts: &VerifyOptions) -> Result<FileReport, BacktestError> {
     let (ack_depth, symbol) = scan(data);
     let mut rep = FileReport {
         symbol: symbol.clone(),
@@ -196,9 +197,7 @@ pub fn verify(data: &[u8], opts: &VerifyOptions) -> Result<FileReport, String> {
         (None, None) => (10, DepthSource::Default),
     };
     if !KRAKEN_DEPTHS.contains(&depth) {
-        return Err(format!(
-            "depth {depth} is not one Kraken offers (10, 25, 100, 500, 1000)"
-        ));
+        return Err(BacktestError::Depth(depth));
     }
     rep.depth = depth;
     rep.depth_source = Some(source);

@@ -738,13 +738,7 @@ mod tests {
     /// deletes, truncation and resets: a leak would end in levels that cannot be stored.
     #[test]
     fn token_slots_are_never_lost() {
-        let frames = crate::sim::synth::generate(
-            crate::sim::synth::SynthConfig {
-                depth: 25,
-                ..crate::sim::synth::SynthConfig::default()
-            },
-            5_000,
-        );
+        let frames = crate::core::stubs::frames_at_depth(5_000, 5, 25);
         let mut p = Parser::new("BTC/USD", 1, 8);
         let mut b = Book::new(25, 1, 8, ChecksumFormat::precision(1, 8));
         let slots = b.tokens.len();

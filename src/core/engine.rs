@@ -8,22 +8,26 @@
 //!
 //! All storage is allocated in [`Core::new`]; `handle` never allocates.
 
-use crate::app::config::Config;
 use crate::core::accounting::Accounting;
 use crate::core::book::{Book, BookError, ChecksumFormat};
 use crate::core::event::{
     Alert, AlertKind, AlertLevel, ClientId, Event, Intent, IntentSink, JournalEntry, JournalKind,
-    OrderEvent, OrderRequest, Purpose, RejectReason, ResyncReason, Stage,
+    OrderEvent, OrderRequest, Outcome, Purpose, RejectReason, ResyncReason, Stage,
 };
 use crate::core::event::{Rule, Side};
 use crate::core::orders::{MAX_ORDERS, Order, OrderManager, OrderState, OrderUpdate};
-use crate::core::paper::{FillModel, MAX_PAPER_EVENTS, PaperVenue};
+use crate::core::paper::{MAX_PAPER_EVENTS, PaperVenue};
+use crate::core::settings::{Settings, SettingsError};
 use crate::core::signals::Signals;
 use crate::core::strategy::{self, Decision, Inputs, Params, SideAction};
 use crate::core::time::{MS, Nanos, SEC as SEC_NS};
 use crate::core::wire::parse::{
     InstrumentInfo, Message, PairStatus, ParseError, Parser, SystemState, Trade,
 };
+
+/// How often the driver gives the core an [`Event::Timer`] (the feed thread when the market is
+/// quiet, replay between recorded frames): the cadence of time-driven rules.
+pub const TIMER_NS: Nanos = 100 * MS;
 
 /// Minimum time between two [`Intent::Snapshot`]s.
 pub const SNAPSHOT_INTERVAL_NS: Nanos = 250 * MS;
@@ -33,12 +37,12 @@ pub const SNAPSHOT_INTERVAL_NS: Nanos = 250 * MS;
 #[allow(missing_docs)]
 pub struct Stats {
     pub frames: u64,
-    pub book_msgs: u64,
+    pub book_messages: u64,
     pub snapshots: u64,
     pub updates: u64,
-    pub checksum_ok: u64,
-    pub checksum_mismatch: u64,
-    pub crossed: u64,
+    pub checksums_ok: u64,
+    pub checksum_mismatches: u64,
+    pub crossed_books: u64,
     /// Book updates dropped while waiting for a fresh snapshot.
     pub updates_ignored: u64,
     pub resyncs: u64,
@@ -47,8 +51,8 @@ pub struct Stats {
     pub pongs: u64,
     pub acks: u64,
     pub method_errors: u64,
-    pub status_msgs: u64,
-    pub instrument_msgs: u64,
+    pub status_messages: u64,
+    pub instrument_messages: u64,
     /// Well-formed frames that were not for us.
     pub ignored: u64,
     /// Malformed frames, by [`ParseError::counter`].
@@ -101,7 +105,7 @@ impl TradingState {
 /// The trading core for one symbol.
 #[derive(Debug)]
 pub struct Core {
-    config: Config,
+    settings: Settings,
     params: Params,
     instrument: Option<InstrumentInfo>,
     parser: Parser,
@@ -145,29 +149,34 @@ impl IntentSink for Discard {
 
 impl Core {
     /// Builds the core and allocates everything it will ever use. Paper mode unless
-    /// `config.live_mode`. `first_order_id` seeds client ids (use something that grows across
+    /// `settings.live_mode`. `first_order_id` seeds client ids (use something that grows across
     /// restarts, such as the start time in microseconds).
     ///
     /// # Errors
-    /// A config value the derived integer parameters cannot hold, naming the key.
-    pub fn new(config: &Config, first_order_id: ClientId) -> Result<Core, String> {
-        let params = Params::new(config, None)?;
+    /// A setting the derived integer parameters cannot hold, naming the key.
+    pub fn new(settings: &Settings, first_order_id: ClientId) -> Result<Core, SettingsError> {
+        let params = Params::new(settings, None)?;
         let pp = params.price_precision;
         let qp = params.qty_precision;
         Ok(Core {
-            parser: Parser::new(&config.symbol, pp, qp),
-            book: Book::new(config.book_depth, pp, qp, ChecksumFormat::precision(pp, qp)),
+            parser: Parser::new(&settings.symbol, pp, qp),
+            book: Book::new(
+                settings.book_depth,
+                pp,
+                qp,
+                ChecksumFormat::precision(pp, qp),
+            ),
             signals: Signals::new(params.ema_window, params.vol_window_ns, pp),
             orders: OrderManager::new(first_order_id),
             acct: Accounting::new(params.starting_capital),
-            paper: (!config.live_mode).then(|| {
+            paper: (!settings.live_mode).then(|| {
                 PaperVenue::new(params.maker_fee, params.taker_fee, params.fill_cooldown_ns)
                     .with_model(
-                        config.fill_model.unwrap_or(FillModel::Cross),
+                        settings.fill_model,
                         // Frames show the market `feed_latency` late: an order reaching the
                         // exchange `order_latency` after it was sent meets the market that
                         // frames show `order_latency + feed_latency` after it was sent.
-                        (config.order_latency_ms + config.feed_latency_ms) as Nanos * MS,
+                        (settings.order_latency_ms + settings.feed_latency_ms) as Nanos * MS,
                     )
             }),
             stats: Stats::default(),
@@ -186,20 +195,21 @@ impl Core {
             reject_backoff: [0; 2],
             journaled_equity: (Nanos::MIN / 2, (crate::core::money::Cash(0), 0)),
             now: 0,
-            config: config.clone(),
+            settings: settings.clone(),
             params,
             instrument: None,
         })
     }
 
-    /// Processes one event at time `now`, pushing intents into `out`.
-    pub fn handle<S: IntentSink>(&mut self, now: Nanos, event: Event<'_>, out: &mut S) {
+    /// Processes one event at time `now`, pushing intents into `out`, and says what a frame
+    /// was (other events are [`Outcome::Quiet`]).
+    pub fn handle<S: IntentSink>(&mut self, now: Nanos, event: Event<'_>, out: &mut S) -> Outcome {
         self.now = now;
         if let Some(p) = &mut self.paper {
             p.begin_tick();
         }
         match event {
-            Event::Frame(bytes) => self.on_frame(now, bytes, out),
+            Event::Frame(bytes) => return self.on_frame(now, bytes, out),
             Event::Order(ev) => {
                 self.apply_order_event(now, &ev, out);
                 self.tick(now, out);
@@ -207,35 +217,38 @@ impl Core {
             Event::Timer => self.tick(now, out),
             Event::Disconnected => self.on_disconnect(now, out),
         }
+        Outcome::Quiet
     }
 
-    fn on_frame<S: IntentSink>(&mut self, now: Nanos, bytes: &[u8], out: &mut S) {
+    fn on_frame<S: IntentSink>(&mut self, now: Nanos, bytes: &[u8], out: &mut S) -> Outcome {
         self.stats.frames += 1;
         let msg = match self.parser.parse(bytes) {
             Ok(m) => m,
             Err(e) => {
                 self.stats.parse_errors[e.counter()] += 1;
-                return;
+                return Outcome::Malformed;
             }
         };
         out.stage(Stage::Parsed);
         match msg {
             Message::Book(h) => {
-                self.stats.book_msgs += 1;
+                self.stats.book_messages += 1;
                 if self.awaiting_snapshot && !h.snapshot {
                     self.stats.updates_ignored += 1;
-                    return;
+                    return Outcome::Quiet;
                 }
                 match self.book.apply(&h, self.parser.bids(), self.parser.asks()) {
                     Ok(applied) => {
-                        self.stats.checksum_ok += u64::from(applied.checksum_matched);
-                        if h.snapshot {
+                        self.stats.checksums_ok += u64::from(applied.checksum_matched);
+                        let outcome = if h.snapshot {
                             self.stats.snapshots += 1;
                             self.awaiting_snapshot = false;
                             self.connected = true;
+                            Outcome::Snapshot
                         } else {
                             self.stats.updates += 1;
-                        }
+                            Outcome::Quiet
+                        };
                         out.stage(Stage::BookApplied);
                         self.signals.on_book(now, &self.book);
                         if let Some(p) = &mut self.paper {
@@ -244,10 +257,11 @@ impl Core {
                         self.drain_paper(now, out);
                         self.tick(now, out);
                         out.stage(Stage::Decided);
+                        return outcome;
                     }
                     Err(BookError::NotSynced) => self.stats.updates_ignored += 1,
                     Err(BookError::ChecksumMismatch { expected, computed }) => {
-                        self.stats.checksum_mismatch += 1;
+                        self.stats.checksum_mismatches += 1;
                         self.resync(
                             now,
                             ResyncReason::Checksum,
@@ -256,7 +270,7 @@ impl Core {
                         );
                     }
                     Err(BookError::Crossed { .. }) => {
-                        self.stats.crossed += 1;
+                        self.stats.crossed_books += 1;
                         self.resync(now, ResyncReason::Crossed, AlertKind::BookCrossed, out);
                     }
                 }
@@ -277,29 +291,37 @@ impl Core {
                 out.stage(Stage::Decided);
             }
             Message::Instrument(info) => {
-                self.stats.instrument_msgs += 1;
+                self.stats.instrument_messages += 1;
                 if let Some(info) = info {
                     self.on_instrument(now, info, out);
                 }
+                return Outcome::Instrument;
             }
             Message::Status { system, .. } => {
-                self.stats.status_msgs += 1;
+                self.stats.status_messages += 1;
                 self.exchange_online =
                     matches!(system, SystemState::Online | SystemState::PostOnly);
             }
             Message::Heartbeat => self.stats.heartbeats += 1,
-            Message::Pong { .. } => self.stats.pongs += 1,
+            Message::Pong { .. } => {
+                self.stats.pongs += 1;
+                return Outcome::Pong;
+            }
             Message::Subscribed(_) | Message::Unsubscribed(_) => self.stats.acks += 1,
-            Message::MethodError { .. } => self.stats.method_errors += 1,
+            Message::MethodError { .. } => {
+                self.stats.method_errors += 1;
+                return Outcome::MethodError;
+            }
             Message::Ignored => self.stats.ignored += 1,
         }
+        Outcome::Quiet
     }
 
     fn on_instrument<S: IntentSink>(&mut self, now: Nanos, info: InstrumentInfo, out: &mut S) {
         self.pair_online = matches!(info.status, PairStatus::Online | PairStatus::PostOnly);
         let precision_changed = info.price_precision != self.params.price_precision
             || info.qty_precision != self.params.qty_precision;
-        let params = match Params::new(&self.config, Some(&info)) {
+        let params = match Params::new(&self.settings, Some(&info)) {
             Ok(p) => p,
             Err(_) => {
                 // The configured size cannot be expressed on this instrument: do not trade.

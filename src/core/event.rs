@@ -432,3 +432,24 @@ impl Rule {
         }
     }
 }
+
+/// What a frame was, for the driver: the feed's connection supervisor reacts to pongs,
+/// snapshots, error acks and instrument messages from this value, without reading the core's
+/// counters around each frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Outcome {
+    /// Nothing the driver reacts to (book updates, trades, heartbeats, acks; every event that
+    /// is not a frame).
+    #[default]
+    Quiet,
+    /// A book snapshot was applied: the book is valid again.
+    Snapshot,
+    /// A pong to one of our pings.
+    Pong,
+    /// Kraken refused a request (an error ack).
+    MethodError,
+    /// An instrument message (the pair's precisions may have changed).
+    Instrument,
+    /// The frame was malformed, counted and skipped.
+    Malformed,
+}

@@ -12,14 +12,18 @@ pub mod event;
 pub mod money;
 pub mod orders;
 pub mod paper;
+pub mod settings;
 pub mod signals;
 pub mod strategy;
+#[cfg(test)]
+pub mod stubs;
 pub mod time;
 pub mod wire;
 
 pub use book::{Book, BookError, ChecksumFormat};
 pub use engine::Core;
-pub use event::{Event, Intent, IntentSink, OrderEvent};
+pub use event::{Event, Intent, IntentSink, OrderEvent, Outcome};
 pub use event::{Rule, Side};
-pub use money::{Cash, Decimal, FinePrice, Ppm, Price, Qty};
+pub use money::{Cash, Decimal, FinePrice, Ppm, Precision, Price, Qty};
+pub use settings::{Settings, SettingsError};
 pub use wire::parse::{Message, ParseError, Parser};

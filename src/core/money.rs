@@ -32,6 +32,24 @@ pub struct Price(pub i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Qty(pub u64);
 
+/// An instrument's decimals: prices are [`Price`] in units of 10^-`price`, sizes [`Qty`] in
+/// units of 10^-`qty`, and cash amounts [`Cash`] in units of 10^-[`cash`](Precision::cash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Precision {
+    /// Price decimals.
+    pub price: u8,
+    /// Quantity decimals.
+    pub qty: u8,
+}
+
+impl Precision {
+    /// Decimals of [`Cash`]: a price times a quantity, exactly.
+    #[must_use]
+    pub const fn cash(self) -> u8 {
+        self.price + self.qty
+    }
+}
+
 /// Quote-currency amount in units of 10^-(price_precision + qty_precision): the exact product
 /// of a [`Price`] and a [`Qty`]. Used for cash, notional, fees and PnL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

@@ -19,19 +19,20 @@
 //! | stop-loss / time stop | force exit: a limit order through the touch by ≤ `exit_slippage_bps` |
 //! | stale order, fill cooldown, drawdown stop | enforced by the engine |
 
-use crate::app::config::Config;
 use crate::core::accounting::Accounting;
 use crate::core::book::Book;
 use crate::core::event::Purpose;
 use crate::core::event::{Rule, Side};
 use crate::core::money::{Cash, FinePrice, PPM_ONE, Ppm, Price, Qty};
+use crate::core::money::{Decimal, Precision};
 use crate::core::orders::{OrderManager, OrderState};
+use crate::core::settings::{Settings, SettingsError};
 use crate::core::signals::Signals;
 use crate::core::time::{MS, Nanos, SEC};
 use crate::core::wire::parse::InstrumentInfo;
 
 /// The strategy's parameters in the instrument's integer units (derived once from
-/// [`Config`] and the instrument; no floats reach a price or a size).
+/// [`Settings`] and the instrument; no floats reach a price or a size).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Params {
     /// Live trading (affordability uses real balances; no short selling).
@@ -89,73 +90,89 @@ pub struct Params {
 }
 
 impl Params {
-    /// Derives parameters from the config, with the instrument's values where known.
+    /// Derives parameters from the settings, with the instrument's values where known.
     ///
     /// # Errors
     /// A value that cannot be expressed at the instrument's precision (e.g. `order_qty` with
     /// more decimals than the pair allows), naming the key.
-    pub fn new(cfg: &Config, instrument: Option<&InstrumentInfo>) -> Result<Params, String> {
-        let pp = instrument.map_or(cfg.price_precision, |i| i.price_precision);
-        let qp = instrument.map_or(cfg.qty_precision, |i| i.qty_precision);
-        let qty = |key: &str, d: crate::core::money::Decimal| {
+    pub fn new(s: &Settings, instrument: Option<&InstrumentInfo>) -> Result<Params, SettingsError> {
+        let pp = instrument.map_or(s.price_precision, |i| i.price_precision);
+        let qp = instrument.map_or(s.qty_precision, |i| i.qty_precision);
+        let qty = |key: &'static str, d: Decimal| {
             d.to_units(qp)
                 .map(Qty)
-                .map_err(|e| format!("{key}: {e} at qty precision {qp}"))
+                .map_err(|error| SettingsError::Precision {
+                    key,
+                    error,
+                    unit: "qty",
+                    precision: qp,
+                })
         };
         let tick_dec = instrument
             .and_then(|i| i.price_increment)
-            .unwrap_or(cfg.tick_size.decimal());
+            .unwrap_or(s.tick_size);
         let tick = tick_dec
             .to_units(pp)
-            .map_err(|e| format!("tick_size: {e} at price precision {pp}"))?;
+            .map_err(|error| SettingsError::Precision {
+                key: "tick_size",
+                error,
+                unit: "price",
+                precision: pp,
+            })?;
         let qty_min = qty(
             "qty_min",
-            instrument
-                .and_then(|i| i.qty_min)
-                .unwrap_or(cfg.qty_min.decimal()),
+            instrument.and_then(|i| i.qty_min).unwrap_or(s.qty_min),
         )?;
         let cash_prec = pp + qp;
-        let cost_min_d = instrument
-            .and_then(|i| i.cost_min)
-            .unwrap_or(cfg.cost_min.decimal());
+        let cost_min_d = instrument.and_then(|i| i.cost_min).unwrap_or(s.cost_min);
         let cost_min = Cash::from_decimal_round_up(cost_min_d, cash_prec);
-        let capital = Cash::from_decimal_round_up(cfg.starting_capital.decimal(), cash_prec);
+        let capital = Cash::from_decimal_round_up(s.starting_capital, cash_prec);
         Ok(Params {
-            live: cfg.live_mode,
+            live: s.live_mode,
             price_precision: pp,
             qty_precision: qp,
             tick: Price(
-                i64::try_from(tick.max(1)).map_err(|_| "tick_size: out of range".to_string())?,
+                i64::try_from(tick.max(1))
+                    .map_err(|_| SettingsError::OutOfRange { key: "tick_size" })?,
             ),
             qty_min,
             cost_min,
-            order_qty: qty("order_qty", cfg.order_qty.decimal())?,
-            max_position: qty("max_position", cfg.max_position.decimal())?,
-            entry_offset: Ppm::from_bps(cfg.entry_offset_bps),
-            exit_offset: Ppm::from_bps(cfg.exit_offset_bps),
-            maker_fee: Ppm::from_bps(cfg.maker_fee_bps),
-            taker_fee: Ppm::from_bps(cfg.taker_fee_bps),
-            skew_milli: (cfg.skew_factor * 1000.0).round() as i64,
-            momentum_threshold_bps: cfg.momentum_threshold_bps,
-            momentum_filter: cfg.momentum_filter_enabled,
-            min_volatility_bps: cfg.min_volatility_bps,
-            max_spread: Ppm::from_bps(cfg.max_spread_bps),
-            stale_order_ns: cfg.stale_order_ms as i64 * MS,
-            fill_cooldown_ns: cfg.fill_cooldown_ms as i64 * MS,
-            stop_loss: Ppm::from_bps(cfg.stop_loss_bps),
-            max_hold_ns: cfg.max_hold_s as i64 * SEC,
-            max_drawdown: Ppm((cfg.max_drawdown_pct * 10_000.0).round() as i64),
-            exit_slippage: Ppm::from_bps(cfg.exit_slippage_bps),
-            ema_window: cfg.ema_window,
-            vol_window_ns: i64::from(cfg.vol_window_s) * SEC,
+            order_qty: qty("order_qty", s.order_qty)?,
+            max_position: qty("max_position", s.max_position)?,
+            entry_offset: Ppm::from_bps(s.entry_offset_bps),
+            exit_offset: Ppm::from_bps(s.exit_offset_bps),
+            maker_fee: Ppm::from_bps(s.maker_fee_bps),
+            taker_fee: Ppm::from_bps(s.taker_fee_bps),
+            skew_milli: (s.skew_factor * 1000.0).round() as i64,
+            momentum_threshold_bps: s.momentum_threshold_bps,
+            momentum_filter: s.momentum_filter_enabled,
+            min_volatility_bps: s.min_volatility_bps,
+            max_spread: Ppm::from_bps(s.max_spread_bps),
+            stale_order_ns: s.stale_order_ms as i64 * MS,
+            fill_cooldown_ns: s.fill_cooldown_ms as i64 * MS,
+            stop_loss: Ppm::from_bps(s.stop_loss_bps),
+            max_hold_ns: s.max_hold_s as i64 * SEC,
+            max_drawdown: Ppm((s.max_drawdown_pct * 10_000.0).round() as i64),
+            exit_slippage: Ppm::from_bps(s.exit_slippage_bps),
+            ema_window: s.ema_window,
+            vol_window_ns: i64::from(s.vol_window_s) * SEC,
             starting_capital: capital,
         })
+    }
+
+    /// The instrument's decimals in force.
+    #[must_use]
+    pub fn precision(&self) -> Precision {
+        Precision {
+            price: self.price_precision,
+            qty: self.qty_precision,
+        }
     }
 
     /// Decimals of [`Cash`] amounts.
     #[must_use]
     pub fn cash_precision(&self) -> u8 {
-        self.price_precision + self.qty_precision
+        self.precision().cash()
     }
 
     /// Inventory skew as a rate: −skew × (position / max_position) × entry_offset.

@@ -9,9 +9,8 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use crate::app::config::Config;
-use crate::core::Core;
 use crate::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
+use crate::core::{Core, Settings};
 use crate::sim::synth::{SynthConfig, generate};
 
 /// What `bench` measured.
@@ -69,8 +68,7 @@ pub fn frames(n: usize, seed: u64) -> Vec<(i64, String)> {
 pub fn run(ticks: u64, seed: u64) -> BenchReport {
     let warmup = (ticks / 10).clamp(1_000, 50_000);
     let frames = frames((warmup + ticks) as usize, seed);
-    let cfg = Config::default();
-    let mut core = Core::new(&cfg, 1).expect("default config is valid");
+    let mut core = Core::new(&Settings::default(), 1).expect("the default settings are valid");
     let mut out: Vec<Intent> = Vec::with_capacity(MAX_INTENTS_PER_EVENT);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
     let mut intents = 0u64;
@@ -106,7 +104,7 @@ pub fn run(ticks: u64, seed: u64) -> BenchReport {
         allocations,
         warmup_ticks: warmup,
         wall_s,
-        checksums_ok: core.stats().checksum_ok,
+        checksums_ok: core.stats().checksums_ok,
         orders_placed: core.orders().stats.placed,
         fills: core.stats().fills,
         intents,

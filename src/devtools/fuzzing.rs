@@ -19,15 +19,11 @@ use std::collections::BTreeMap;
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 
-use crate::app::config::Config;
-use crate::core::Core;
-use crate::core::book::{Book, ChecksumFormat};
+use crate::core::book::{Book, ChecksumFormat, KRAKEN_DEPTHS};
 use crate::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
 use crate::core::money::{Price, Qty};
 use crate::core::wire::parse::{BookHeader, MAX_LEVELS_PER_MSG, RawLevel};
-
-/// Depths Kraken offers.
-const DEPTHS: [u16; 5] = [10, 25, 100, 500, 1000];
+use crate::core::{Core, Settings};
 
 /// Asserts the book's shape: bids strictly descending from the best, asks strictly ascending,
 /// no zero quantity, at most `depth` levels a side, and uncrossed when valid.
@@ -70,7 +66,7 @@ pub fn assert_book_shape(book: &Book) {
 /// # Panics
 /// On a panic inside the core or a malformed book.
 pub fn frames(data: &[u8]) {
-    let mut core = Core::new(&Config::default(), 1).expect("default config is valid");
+    let mut core = Core::new(&Settings::default(), 1).expect("the default settings are valid");
     let mut out: Vec<Intent> = Vec::with_capacity(MAX_INTENTS_PER_EVENT);
     let mut parser = crate::core::wire::parse::Parser::new("BTC/USD", 1, 8);
     for (i, frame) in data.split(|&b| b == b'\n').enumerate() {
@@ -114,7 +110,7 @@ fn raw_levels(v: &[(u32, u32)]) -> Vec<RawLevel> {
 /// On a panic inside the book or a malformed book.
 pub fn book_ops(data: &[u8]) -> Result<()> {
     let mut u = Unstructured::new(data);
-    let depth = *u.choose(&DEPTHS)?;
+    let depth = *u.choose(&KRAKEN_DEPTHS)?;
     let mut book = Book::new(depth, 1, 8, ChecksumFormat::precision(1, 8));
     while !u.is_empty() {
         let op = RawOp::arbitrary(&mut u)?;
@@ -228,7 +224,7 @@ impl Model {
 pub fn consistent_book(data: &[u8]) -> Result<()> {
     let mut u = Unstructured::new(data);
     // The deep depths need many operations to fill; the shallow ones find truncation bugs.
-    let depth = *u.choose(&DEPTHS[..3])?;
+    let depth = *u.choose(&KRAKEN_DEPTHS[..3])?;
     let mut m = Model {
         depth: usize::from(depth),
         bids: BTreeMap::new(),
@@ -328,22 +324,4 @@ pub fn consistent_book(data: &[u8]) -> Result<()> {
     }
     publish(&mut book, &mut m, false, 0);
     Ok(())
-}
-
-/// Arbitrary text as a config file, and as `--set` overrides.
-///
-/// # Panics
-/// On a panic while loading, or a loaded config that breaks a validation rule.
-pub fn config_text(data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
-    let (file, set) = text.split_once('\u{0}').unwrap_or((&text, ""));
-    let overrides: Vec<(String, String)> = set
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    if let Ok(cfg) = Config::from_toml_str(file, &overrides) {
-        assert!(DEPTHS.contains(&cfg.book_depth), "depth {}", cfg.book_depth);
-        assert!(cfg.validate().is_ok(), "loaded but invalid");
-    }
 }

@@ -22,18 +22,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
-use hdrhistogram::Histogram;
 
-use crate::app::config::Config;
 use crate::core::event::Side;
-use crate::core::event::{CancelReason, ClientId, Intent, OrderEvent, OrderRequest};
-use crate::core::money::{Cash, Decimal, Qty};
+use crate::core::event::{CancelReason, ClientId, Intent, OrderEvent, OrderRequest, RejectReason};
+use crate::core::money::{Cash, Decimal, Precision, Qty};
 use crate::core::time::Nanos;
 use crate::kraken::errors::KrakenError;
-use crate::kraken::ratecounter::{ADD_COST, TradingCounter, amend_cost, cancel_cost};
+use crate::kraken::ratecounter::{ADD_COST, Tier, TradingCounter, amend_cost, cancel_cost};
 use crate::kraken::rest::{AddOrder, Credentials, OrderInfo, RestClient};
 use crate::side::journal::{JournalSender, Record};
-use crate::side::status::histogram;
+use crate::side::status::{WorkerReport, histogram};
 
 /// Capacity of the intent channel. The core has at most a handful of orders in flight, so a
 /// full channel means the worker is stuck: an execution fault, never a silent drop.
@@ -57,29 +55,6 @@ const ENDPOINTS: [&str; 9] = [
 ];
 /// How often a copy of the report goes to the dashboard.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
-
-/// What the worker measured.
-#[derive(Debug, Clone)]
-pub struct WorkerReport {
-    /// Place intent received → Kraken's answer to AddOrder (or AmendOrder), ns.
-    pub intent_to_ack: Histogram<u64>,
-    /// REST round trip per endpoint, ns.
-    pub round_trip: BTreeMap<&'static str, Histogram<u64>>,
-    /// Calls that failed, by error kind.
-    pub errors: BTreeMap<String, u64>,
-    /// Requotes done by AmendOrder.
-    pub amends: u64,
-    /// Amends Kraken refused (fell back to cancel + add).
-    pub amend_fallbacks: u64,
-    /// Times a new order waited for the rate counter.
-    pub rate_holds: u64,
-    /// Dead man's switch refreshes.
-    pub deadman_refreshes: u64,
-    /// Leftover orders cancelled at start-up.
-    pub leftovers_cancelled: u32,
-    /// Whether the final cancel-all was confirmed.
-    pub shutdown_cancel_confirmed: bool,
-}
 
 /// The feed thread's end of the worker.
 #[derive(Debug)]
@@ -122,10 +97,8 @@ pub struct WorkerConfig {
     pub rest_url: String,
     /// REST pair name.
     pub pair: String,
-    /// Price decimals.
-    pub price_precision: u8,
-    /// Quantity decimals.
-    pub qty_precision: u8,
+    /// The instrument's decimals.
+    pub precision: Precision,
     /// Minimum time between calls.
     pub min_interval: Duration,
     /// Fill poll interval.
@@ -139,7 +112,7 @@ pub struct WorkerConfig {
     /// Call timeout.
     pub timeout: Duration,
     /// Local trading rate counter.
-    pub tier: crate::kraken::ratecounter::Tier,
+    pub tier: Tier,
     /// A copy of the report goes here every second (the dashboard), never waited for.
     pub reports: Option<Sender<WorkerReport>>,
     /// The fill journal: each order's exchange id is appended when Kraken gives it.
@@ -148,26 +121,16 @@ pub struct WorkerConfig {
     pub adopt: Vec<Adopt>,
 }
 
-impl WorkerConfig {
-    /// From the bot's config.
-    #[must_use]
-    pub fn from_config(c: &Config) -> WorkerConfig {
-        WorkerConfig {
-            rest_url: c.rest_url.clone(),
-            pair: c.rest_pair.clone(),
-            price_precision: c.price_precision,
-            qty_precision: c.qty_precision,
-            min_interval: Duration::from_millis(c.rest_min_interval_ms),
-            fill_poll: Duration::from_secs(c.fill_poll_s),
-            balance_refresh: Duration::from_secs(c.balance_refresh_s),
-            deadman_refresh: Duration::from_secs(c.deadman_refresh_s),
-            deadman_timeout_s: c.deadman_timeout_s,
-            timeout: Duration::from_millis(c.rest_timeout_ms),
-            tier: c.rate_tier,
-            reports: None,
-            journal: None,
-            adopt: Vec::new(),
-        }
+/// What the core is told when an order request failed with this Kraken error.
+#[must_use]
+pub fn reject_reason(e: &KrakenError) -> RejectReason {
+    match e {
+        KrakenError::PostOnly => RejectReason::PostOnly,
+        KrakenError::InsufficientFunds => RejectReason::InsufficientFunds,
+        KrakenError::RateLimit(_) => RejectReason::RateLimit,
+        KrakenError::InvalidArguments(_) => RejectReason::Invalid,
+        KrakenError::Unavailable(_) => RejectReason::Unavailable,
+        _ => RejectReason::Other,
     }
 }
 
@@ -212,7 +175,7 @@ pub fn start(
     let mut cfg = cfg;
     let adopt = std::mem::take(&mut cfg.adopt);
     let client = RestClient::new(&cfg.rest_url, &cfg.pair, creds, cfg.timeout);
-    let cash_dec = cfg.price_precision + cfg.qty_precision;
+    let cash_dec = cfg.precision.cash();
     let (intent_tx, intent_rx) = bounded(INTENT_CAPACITY);
     let (event_tx, event_rx) = bounded(EVENT_CAPACITY);
     let mut w = Worker::new(cfg, client, event_tx, waker);
@@ -222,7 +185,7 @@ pub fn start(
     }
     // After the leftovers are settled: these balances include whatever they filled.
     let bal = w.client.balance()?;
-    w.emit(balances_event(&bal, w.cfg.qty_precision, cash_dec));
+    w.emit(balances_event(&bal, w.cfg.precision.qty, cash_dec));
     let thread = std::thread::Builder::new()
         .name("order-worker".into())
         .spawn(move || {
@@ -517,10 +480,7 @@ impl Worker {
             self.poll();
         } else if now >= self.next_balance {
             self.next_balance = now + self.cfg.balance_refresh;
-            let (qp, cd) = (
-                self.cfg.qty_precision,
-                self.cfg.price_precision + self.cfg.qty_precision,
-            );
+            let (qp, cd) = (self.cfg.precision.qty, self.cfg.precision.cash());
             if let Ok(b) = self.timed("Balance", RestClient::balance) {
                 self.emit(balances_event(&b, qp, cd));
             }
@@ -534,8 +494,8 @@ impl Worker {
                 Side::Buy => "buy",
                 Side::Sell => "sell",
             },
-            volume: req.qty.show(self.cfg.qty_precision).to_string(),
-            price: req.price.show(self.cfg.price_precision).to_string(),
+            volume: req.qty.show(self.cfg.precision.qty).to_string(),
+            price: req.price.show(self.cfg.precision.price).to_string(),
             post_only: req.post_only,
             ioc: req.ioc,
         }
@@ -562,7 +522,7 @@ impl Worker {
             }
             Err(e) => self.emit(OrderEvent::Rejected {
                 cl_id: req.cl_id,
-                reason: e.reject_reason(),
+                reason: reject_reason(&e),
             }),
         }
     }
@@ -813,8 +773,8 @@ impl Worker {
         let now_ns = self.ns(Instant::now());
         let age = t.placed_at.elapsed().as_nanos() as Nanos;
         let cost = amend_cost(age);
-        let qty = req.qty.show(self.cfg.qty_precision).to_string();
-        let price = req.price.show(self.cfg.price_precision).to_string();
+        let qty = req.qty.show(self.cfg.precision.qty).to_string();
+        let price = req.price.show(self.cfg.precision.price).to_string();
         let cl = t.kraken_cl.clone();
         match self.timed("AmendOrder", |c| c.amend_order(&cl, &qty, &price)) {
             Ok(()) => {
@@ -946,8 +906,8 @@ impl Worker {
     }
 
     fn apply_info(&mut self, cl_id: ClientId, t: &Tracked, info: &OrderInfo) {
-        let qp = self.cfg.qty_precision;
-        let cd = self.cfg.price_precision + qp;
+        let qp = self.cfg.precision.qty;
+        let cd = self.cfg.precision.cash();
         let dec = |s: &str| Decimal::parse(s.as_bytes()).ok();
         let exec = dec(&info.vol_exec)
             .and_then(|d| d.to_units_floor(qp).ok())
@@ -978,7 +938,7 @@ impl Worker {
                     // Accepted, then cancelled because it would have crossed: a rejection.
                     self.emit(OrderEvent::Rejected {
                         cl_id,
-                        reason: crate::core::event::RejectReason::PostOnly,
+                        reason: RejectReason::PostOnly,
                     });
                 } else {
                     let reason = match info.reason.as_deref() {

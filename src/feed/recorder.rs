@@ -20,6 +20,8 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
+use crate::feed::error::FeedError;
+
 /// Frames in flight between the feed thread and the recorder.
 pub const POOL: usize = 4096;
 /// Initial capacity of each pooled buffer (frames are usually far smaller; a larger one grows
@@ -40,6 +42,8 @@ pub struct Recorder {
     free: Receiver<Vec<u8>>,
     dropped: Arc<AtomicU64>,
     thread: Option<JoinHandle<std::io::Result<u64>>>,
+    /// The file, for errors.
+    path: String,
 }
 
 impl std::fmt::Debug for Item {
@@ -53,8 +57,11 @@ impl Recorder {
     ///
     /// # Errors
     /// The file cannot be created.
-    pub fn start(path: &str) -> Result<Recorder, String> {
-        let file = File::create(path).map_err(|e| format!("record file `{path}`: {e}"))?;
+    pub fn start(path: &str) -> Result<Recorder, FeedError> {
+        let file = File::create(path).map_err(|source| FeedError::Record {
+            path: path.to_string(),
+            source,
+        })?;
         let (tx, rx) = bounded::<Item>(POOL);
         let (free_tx, free) = bounded::<Vec<u8>>(POOL);
         for _ in 0..POOL {
@@ -64,8 +71,9 @@ impl Recorder {
         let thread = std::thread::Builder::new()
             .name("recorder".into())
             .spawn(move || write_loop(BufWriter::new(file), &rx, &free_tx))
-            .map_err(|e| format!("recorder thread: {e}"))?;
+            .map_err(|_| FeedError::Thread("recorder"))?;
         Ok(Recorder {
+            path: path.to_string(),
             tx,
             free,
             dropped,
@@ -112,12 +120,13 @@ impl Recorder {
     ///
     /// # Errors
     /// A write failed.
-    pub fn finish(mut self) -> Result<u64, String> {
+    pub fn finish(mut self) -> Result<u64, FeedError> {
         let thread = self.thread.take();
+        let path = std::mem::take(&mut self.path);
         drop(self);
         match thread.map(JoinHandle::join) {
-            Some(Ok(r)) => r.map_err(|e| format!("recorder: {e}")),
-            Some(Err(_)) => Err("recorder thread panicked".into()),
+            Some(Ok(r)) => r.map_err(|source| FeedError::Record { path, source }),
+            Some(Err(_)) => Err(FeedError::Thread("recorder")),
             None => Ok(0),
         }
     }

@@ -18,6 +18,8 @@ use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::http::Uri;
 use tungstenite::{Message, WebSocket};
 
+use crate::feed::error::FeedError;
+
 /// Largest WebSocket message (and frame) accepted from the exchange, bytes.
 pub const MAX_MESSAGE: usize = 1 << 20;
 
@@ -72,20 +74,20 @@ impl Endpoint {
     ///
     /// # Errors
     /// Another scheme, or no host.
-    pub fn parse(url: &str) -> Result<Endpoint, String> {
-        let uri: Uri = url.parse().map_err(|e| format!("ws_url `{url}`: {e}"))?;
+    pub fn parse(url: &str) -> Result<Endpoint, FeedError> {
+        let bad = |why: String| FeedError::Url {
+            url: url.to_string(),
+            why,
+        };
+        let uri: Uri = url.parse().map_err(|e| bad(format!("{e}")))?;
         let tls = match uri.scheme_str() {
             Some("wss") => true,
             Some("ws") => false,
-            _ => {
-                return Err(format!(
-                    "ws_url `{url}`: the scheme must be ws:// or wss://"
-                ));
-            }
+            _ => return Err(bad("the scheme must be ws:// or wss://".into())),
         };
         let host = uri
             .host()
-            .ok_or_else(|| format!("ws_url `{url}`: no host"))?
+            .ok_or_else(|| bad("no host".into()))?
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
@@ -361,15 +363,18 @@ impl Connection {
 ///
 /// # Errors
 /// The certificate file cannot be read or parsed.
-pub fn tls_connector(extra_ca_pem: Option<&str>) -> Result<TlsConnector, String> {
+pub fn tls_connector(extra_ca_pem: Option<&str>) -> Result<TlsConnector, FeedError> {
     let mut b = TlsConnector::builder();
     if let Some(path) = extra_ca_pem {
-        let pem = std::fs::read(path).map_err(|e| format!("ws_ca_file `{path}`: {e}"))?;
-        let cert = native_tls::Certificate::from_pem(&pem)
-            .map_err(|e| format!("ws_ca_file `{path}`: {e}"))?;
+        let bad = |why: String| FeedError::CaFile {
+            path: path.to_string(),
+            why,
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let cert = native_tls::Certificate::from_pem(&pem).map_err(|e| bad(e.to_string()))?;
         b.add_root_certificate(cert);
     }
-    b.build().map_err(|e| format!("tls: {e}"))
+    Ok(b.build()?)
 }
 
 #[cfg(test)]
@@ -390,6 +395,7 @@ mod tests {
         assert!(
             Endpoint::parse("https://ws.kraken.com/v2")
                 .unwrap_err()
+                .to_string()
                 .contains("ws://")
         );
         assert!(Endpoint::parse("not a url").is_err());
@@ -397,7 +403,9 @@ mod tests {
 
     #[test]
     fn a_missing_ca_file_is_named() {
-        let e = tls_connector(Some("/nonexistent/ca.pem")).unwrap_err();
+        let e = tls_connector(Some("/nonexistent/ca.pem"))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("ws_ca_file") && e.contains("/nonexistent/ca.pem"),
             "{e}"

@@ -6,8 +6,6 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::core::event::RejectReason;
-
 /// One Kraken API error, classified for what the worker and the core must do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KrakenError {
@@ -95,19 +93,6 @@ impl KrakenError {
                 | KrakenError::UnknownOrder
         )
     }
-
-    /// What the core is told when an order request failed with this error.
-    #[must_use]
-    pub fn reject_reason(&self) -> RejectReason {
-        match self {
-            KrakenError::PostOnly => RejectReason::PostOnly,
-            KrakenError::InsufficientFunds => RejectReason::InsufficientFunds,
-            KrakenError::RateLimit(_) => RejectReason::RateLimit,
-            KrakenError::InvalidArguments(_) => RejectReason::Invalid,
-            KrakenError::Unavailable(_) => RejectReason::Unavailable,
-            _ => RejectReason::Other,
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -179,10 +164,6 @@ mod tests {
         assert!(KrakenError::InvalidNonce.needs_backoff());
         assert!(KrakenError::RateLimit(String::new()).needs_backoff());
         assert!(!KrakenError::InsufficientFunds.needs_backoff());
-        assert_eq!(
-            KrakenError::PostOnly.reject_reason(),
-            RejectReason::PostOnly
-        );
     }
 
     #[test]

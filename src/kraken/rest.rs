@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::errors::{KrakenError, envelope};
-use super::sign::{NonceSource, Secret, api_sign};
+use super::sign::{CredentialsError, NonceSource, Secret, api_sign};
 
 /// API credentials from the environment.
 #[derive(Clone)]
@@ -31,9 +31,9 @@ impl Credentials {
     ///
     /// # Errors
     /// An empty key or a secret that is not base64.
-    pub fn new(key: &str, secret_b64: &str) -> Result<Credentials, String> {
+    pub fn new(key: &str, secret_b64: &str) -> Result<Credentials, CredentialsError> {
         if key.trim().is_empty() {
-            return Err("KRAKEN_API_KEY is empty".into());
+            return Err(CredentialsError::EmptyKey);
         }
         Ok(Credentials {
             key: key.trim().to_string(),
@@ -45,14 +45,14 @@ impl Credentials {
     ///
     /// # Errors
     /// Only one is set, or the secret is not base64.
-    pub fn from_env() -> Result<Option<Credentials>, String> {
+    pub fn from_env() -> Result<Option<Credentials>, CredentialsError> {
         match (
             std::env::var("KRAKEN_API_KEY").ok(),
             std::env::var("KRAKEN_API_SECRET").ok(),
         ) {
             (None, None) => Ok(None),
             (Some(k), Some(s)) => Credentials::new(&k, &s).map(Some),
-            _ => Err("set both KRAKEN_API_KEY and KRAKEN_API_SECRET, or neither".into()),
+            _ => Err(CredentialsError::OnlyOne),
         }
     }
 }

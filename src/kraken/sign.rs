@@ -24,12 +24,27 @@ impl Secret {
     ///
     /// # Errors
     /// Not base64 (the message does not repeat the input).
-    pub fn from_base64(b64: &str) -> Result<Secret, String> {
+    pub fn from_base64(b64: &str) -> Result<Secret, CredentialsError> {
         STANDARD
             .decode(b64.trim())
             .map(Secret)
-            .map_err(|_| "KRAKEN_API_SECRET is not valid base64".to_string())
+            .map_err(|_| CredentialsError::SecretNotBase64)
     }
+}
+
+/// Why API credentials were refused before any request. No variant carries the key or the
+/// secret, so no error can echo them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsError {
+    /// `KRAKEN_API_KEY` is empty.
+    #[error("KRAKEN_API_KEY is empty")]
+    EmptyKey,
+    /// `KRAKEN_API_SECRET` is not base64.
+    #[error("KRAKEN_API_SECRET is not valid base64")]
+    SecretNotBase64,
+    /// Only one of the two is set.
+    #[error("set both KRAKEN_API_KEY and KRAKEN_API_SECRET, or neither")]
+    OnlyOne,
 }
 
 /// The `API-Sign` header value for one private request.
@@ -125,7 +140,7 @@ mod tests {
         let s = Secret::from_base64("c2VjcmV0LXZhbHVl").unwrap();
         assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
         let e = Secret::from_base64("not base64 !!! c2VjcmV0").unwrap_err();
-        assert!(!e.contains("c2VjcmV0"), "{e}");
+        assert!(!e.to_string().contains("c2VjcmV0"), "{e}");
     }
 
     #[test]

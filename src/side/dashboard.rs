@@ -21,8 +21,7 @@ use crate::core::engine::TradingState;
 use crate::core::event::Rule;
 use crate::core::money::{Cash, Qty};
 use crate::core::time::{MS, Nanos, format_rfc3339};
-use crate::exec::worker::WorkerReport;
-use crate::side::status::{LatencyRow, StageHists, StatusFeed, StatusSnapshot};
+use crate::side::status::{LatencyRow, StageHists, StatusFeed, StatusSnapshot, WorkerReport};
 
 /// The page, with its CSS and script inline (no CDN: the box may be offline).
 const PAGE: &str = include_str!("dashboard.html");
@@ -87,17 +86,42 @@ fn is_loopback(ip: IpAddr) -> bool {
 ///
 /// # Errors
 /// The address does not parse, or it is not loopback and there is no token.
-pub fn check_bind(bind: &str, token: Option<&str>) -> Result<(), String> {
+pub fn check_bind(bind: &str, token: Option<&str>) -> Result<(), DashboardError> {
     let addr: SocketAddr = bind
         .parse()
-        .map_err(|_| format!("`{bind}` is not an IP:port address"))?;
+        .map_err(|_| DashboardError::NotAnAddress(bind.to_string()))?;
     if !is_loopback(addr.ip()) && token.is_none_or(str::is_empty) {
-        return Err(format!(
-            "binding {bind} (not loopback) needs dashboard_token, or anyone who can reach it \
-             sees the account"
-        ));
+        return Err(DashboardError::NeedsToken(bind.to_string()));
     }
     Ok(())
+}
+
+/// Why the dashboard could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    /// The bind address does not parse.
+    #[error("`{0}` is not an IP:port address")]
+    NotAnAddress(String),
+    /// A non-loopback bind without `dashboard_token`.
+    #[error(
+        "binding {0} (not loopback) needs dashboard_token, or anyone who can reach it sees the \
+         account"
+    )]
+    NeedsToken(String),
+    /// The address is taken or refused.
+    #[error("dashboard_bind {bind}: {why}")]
+    Bind {
+        /// The address.
+        bind: String,
+        /// The server's error.
+        why: String,
+    },
+    /// The listener is not on an IP address.
+    #[error("dashboard: not an IP listener")]
+    NotIp,
+    /// The thread could not be spawned.
+    #[error("dashboard thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Equal-time comparison, so response timing does not leak how much of a guess was right.
@@ -140,14 +164,13 @@ pub fn start(
     cfg: DashboardConfig,
     feed: StatusFeed,
     worker: Option<Receiver<WorkerReport>>,
-) -> Result<Dashboard, String> {
-    check_bind(&cfg.bind, cfg.token.as_deref()).map_err(|e| format!("dashboard_bind: {e}"))?;
-    let server = tiny_http::Server::http(&cfg.bind)
-        .map_err(|e| format!("dashboard_bind {}: {e}", cfg.bind))?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or("dashboard: not an IP listener")?;
+) -> Result<Dashboard, DashboardError> {
+    check_bind(&cfg.bind, cfg.token.as_deref())?;
+    let server = tiny_http::Server::http(&cfg.bind).map_err(|e| DashboardError::Bind {
+        bind: cfg.bind.clone(),
+        why: e.to_string(),
+    })?;
+    let addr = server.server_addr().to_ip().ok_or(DashboardError::NotIp)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let handle = std::thread::Builder::new()
@@ -162,7 +185,7 @@ pub fn start(
             };
             serve(&server, &feed, worker.as_ref(), &mut view, &flag);
         })
-        .map_err(|e| format!("dashboard thread: {e}"))?;
+        .map_err(DashboardError::Thread)?;
     Ok(Dashboard {
         addr,
         stop,
@@ -362,7 +385,7 @@ fn status_json(view: &View) -> Value {
             "latency": latency,
         });
     };
-    let (pp, qp) = (s.price_precision, s.qty_precision);
+    let (pp, qp) = (s.precision.price, s.precision.qty);
     let cp = pp + qp;
     let cash = |c: Cash| c.to_f64(cp);
     let qty = |lots: i64| {
@@ -492,7 +515,7 @@ fn metrics(view: &View) -> String {
     );
     if let Some((s, _)) = &view.snap {
         let c = &s.counters;
-        let cp = s.price_precision + s.qty_precision;
+        let cp = s.precision.cash();
         metric(
             "live_mode",
             "gauge",
@@ -570,7 +593,7 @@ fn metrics(view: &View) -> String {
         ] {
             metric(name, "gauge", help, &one(v.to_f64(cp)));
         }
-        let pos = Qty(s.position.unsigned_abs()).to_f64(s.qty_precision);
+        let pos = Qty(s.position.unsigned_abs()).to_f64(s.precision.qty);
         metric(
             "position",
             "gauge",
@@ -651,7 +674,7 @@ mod tests {
         assert!(check_bind("127.0.0.1:8080", None).is_ok());
         assert!(check_bind("[::1]:8080", None).is_ok());
         let e = check_bind("0.0.0.0:8080", None).unwrap_err();
-        assert!(e.contains("dashboard_token"), "{e}");
+        assert!(e.to_string().contains("dashboard_token"), "{e}");
         assert!(check_bind("0.0.0.0:8080", Some("")).is_err());
         assert!(check_bind("0.0.0.0:8080", Some("t")).is_ok());
         assert!(check_bind("localhost:8080", None).is_err());

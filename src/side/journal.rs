@@ -27,7 +27,7 @@ use crate::core::event::{
     CancelReason, ClientId, JournalEntry, JournalKind, OrderEvent, OrderRequest, Purpose,
     RejectReason,
 };
-use crate::core::money::{Cash, Decimal, Price, Qty};
+use crate::core::money::{Cash, Decimal, NumError, Precision, Price, Qty};
 use crate::core::time::Nanos;
 
 /// Records in flight to the journal thread. Orders are bounded by rate limits (a few per
@@ -58,21 +58,6 @@ pub enum Record {
         /// The `cl_ord_id` Kraken knows the order by (an amended order keeps its first one).
         kraken_cl: String,
     },
-}
-
-/// Precisions of the instrument the journal's amounts are written with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Precision {
-    /// Price decimals.
-    pub price: u8,
-    /// Quantity decimals.
-    pub qty: u8,
-}
-
-impl Precision {
-    fn cash(self) -> u8 {
-        self.price + self.qty
-    }
 }
 
 /// One line as written.
@@ -146,15 +131,72 @@ fn name_of<T: PartialEq + Copy>(table: &[(T, &'static str)], v: T) -> &'static s
 
 fn value_of<T: Copy>(
     table: &[(T, &'static str)],
-    field: &str,
+    field: &'static str,
     s: Option<&str>,
-) -> Result<T, String> {
-    let s = s.ok_or_else(|| format!("missing {field}"))?;
+) -> Result<T, LineError> {
+    let s = s.ok_or(LineError::Missing(field))?;
     table
         .iter()
         .find(|(_, n)| *n == s)
         .map(|(k, _)| *k)
-        .ok_or_else(|| format!("unknown {field} {s:?}"))
+        .ok_or_else(|| LineError::Unknown {
+            field,
+            value: s.to_string(),
+        })
+}
+
+/// Why the journal cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The file cannot be opened, read, cut or written.
+    #[error("journal {path}: {source}")]
+    Io {
+        /// The journal file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The writer thread could not be spawned.
+    #[error("journal thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Why one journal line was skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    /// Not a JSON object of the journal's shape.
+    #[error("{0}")]
+    Json(String),
+    /// A field the event needs is absent.
+    #[error("missing {0}")]
+    Missing(&'static str),
+    /// A field holds a value the journal never writes.
+    #[error("unknown {field} {value:?}")]
+    Unknown {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// An amount that is not an exact decimal at the instrument's precision.
+    #[error("{field}: {error}")]
+    Number {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        error: NumError,
+    },
+    /// A cash amount with more decimals than cash has.
+    #[error("{field}: more than {max} decimals")]
+    Decimals {
+        /// The field.
+        field: &'static str,
+        /// Cash decimals.
+        max: u8,
+    },
+    /// The last line was never finished (the process died mid-write).
+    #[error("torn last line ({0})")]
+    Torn(Box<LineError>),
 }
 
 /// The JSON line for `r` (no newline).
@@ -254,20 +296,28 @@ fn side_name(s: Side) -> &'static str {
 ///
 /// # Errors
 /// What is wrong with it.
-pub fn decode(text: &str, p: Precision) -> Result<Record, String> {
-    let l: Line = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let need = |v: &Option<String>, f: &str| v.clone().ok_or_else(|| format!("missing {f}"));
-    let qty = |v: &Option<String>, f: &str| -> Result<Qty, String> {
-        Qty::parse_checked(need(v, f)?.as_bytes(), p.qty).map_err(|e| format!("{f}: {e}"))
+pub fn decode(text: &str, p: Precision) -> Result<Record, LineError> {
+    let l: Line = serde_json::from_str(text).map_err(|e| LineError::Json(e.to_string()))?;
+    let need = |v: &Option<String>, f: &'static str| v.clone().ok_or(LineError::Missing(f));
+    let number = |field: &'static str| move |error| LineError::Number { field, error };
+    let qty = |v: &Option<String>, f: &'static str| -> Result<Qty, LineError> {
+        Qty::parse_checked(need(v, f)?.as_bytes(), p.qty).map_err(number(f))
     };
-    let cash = |v: &Option<String>, f: &str| -> Result<Cash, String> {
-        let d = Decimal::parse(need(v, f)?.as_bytes()).map_err(|e| format!("{f}: {e}"))?;
+    let cash = |v: &Option<String>, f: &'static str| -> Result<Cash, LineError> {
+        let d = Decimal::parse(need(v, f)?.as_bytes()).map_err(number(f))?;
         if d.scale > p.cash() {
-            return Err(format!("{f}: more than {} decimals", p.cash()));
+            return Err(LineError::Decimals {
+                field: f,
+                max: p.cash(),
+            });
         }
         Ok(Cash::from_decimal_round_down(d, p.cash()))
     };
-    let cl_id = || l.cl_id.ok_or_else(|| "missing cl_id".to_string());
+    let unknown = |field: &'static str, v: Option<&str>| LineError::Unknown {
+        field,
+        value: v.unwrap_or_default().to_string(),
+    };
+    let cl_id = || l.cl_id.ok_or(LineError::Missing("cl_id"));
     let kind = match l.event.as_str() {
         "session" => {
             return Ok(Record::Session {
@@ -275,7 +325,7 @@ pub fn decode(text: &str, p: Precision) -> Result<Record, String> {
                 live: match l.mode.as_deref() {
                     Some("live") => true,
                     Some("paper") => false,
-                    other => return Err(format!("bad mode {other:?}")),
+                    other => return Err(unknown("mode", other)),
                 },
             });
         }
@@ -292,10 +342,10 @@ pub fn decode(text: &str, p: Precision) -> Result<Record, String> {
             side: match l.side.as_deref() {
                 Some("buy") => Side::Buy,
                 Some("sell") => Side::Sell,
-                other => return Err(format!("bad side {other:?}")),
+                other => return Err(unknown("side", other)),
             },
             price: Price::parse_checked(need(&l.price, "price")?.as_bytes(), p.price)
-                .map_err(|e| format!("price: {e}"))?,
+                .map_err(number("price"))?,
             qty: qty(&l.qty, "qty")?,
             post_only: l.post_only.unwrap_or(false),
             ioc: l.ioc.unwrap_or(false),
@@ -323,9 +373,11 @@ pub fn decode(text: &str, p: Precision) -> Result<Record, String> {
         "equity" => JournalKind::Equity {
             start: cash(&l.start, "start")?,
             peak: cash(&l.peak, "peak")?,
-            max_drawdown_ppm: l.max_drawdown_ppm.ok_or("missing max_drawdown_ppm")?,
+            max_drawdown_ppm: l
+                .max_drawdown_ppm
+                .ok_or(LineError::Missing("max_drawdown_ppm"))?,
         },
-        other => return Err(format!("unknown event {other:?}")),
+        other => return Err(unknown("event", Some(other))),
     };
     Ok(Record::Core(JournalEntry { t: l.t, kind }))
 }
@@ -344,7 +396,7 @@ pub struct Loaded {
     /// Lines read, torn or not.
     pub lines: u64,
     /// Lines skipped: (line number, why).
-    pub skipped: Vec<(u64, String)>,
+    pub skipped: Vec<(u64, LineError)>,
     /// Whether the last line was torn (no newline, unreadable) and will be cut off.
     pub torn: bool,
     /// Byte length of the whole lines (where appending resumes).
@@ -355,20 +407,22 @@ pub struct Loaded {
 ///
 /// # Errors
 /// The file exists and cannot be read.
-pub fn load(path: &Path, p: Precision) -> Result<Loaded, String> {
+pub fn load(path: &Path, p: Precision) -> Result<Loaded, JournalError> {
+    let err = |source| JournalError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::default()),
-        Err(e) => return Err(format!("journal {}: {e}", path.display())),
+        Err(e) => return Err(err(e)),
     };
     let mut out = Loaded::default();
     let mut reader = BufReader::new(file);
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| format!("journal {}: {e}", path.display()))?;
+        let n = reader.read_until(b'\n', &mut buf).map_err(err)?;
         if n == 0 {
             break;
         }
@@ -376,12 +430,11 @@ pub fn load(path: &Path, p: Precision) -> Result<Loaded, String> {
         let complete = buf.last() == Some(&b'\n');
         let text = String::from_utf8_lossy(&buf);
         let parsed = decode(text.trim_end(), p);
-        if !complete && let Err(e) = &parsed {
+        if !complete && let Err(e) = parsed {
             // The process died mid-write: this line was never finished. (A complete record
             // that only lacks its newline is kept; the writer adds the newline.)
             out.torn = true;
-            out.skipped
-                .push((out.lines, format!("torn last line ({e})")));
+            out.skipped.push((out.lines, LineError::Torn(Box::new(e))));
             break;
         }
         match parsed {
@@ -455,8 +508,15 @@ impl Journal {
     ///
     /// # Errors
     /// The file cannot be opened or cut.
-    pub fn start(path: &Path, p: Precision, resume_at: Option<u64>) -> Result<Journal, String> {
-        let err = |e: std::io::Error| format!("journal {}: {e}", path.display());
+    pub fn start(
+        path: &Path,
+        p: Precision,
+        resume_at: Option<u64>,
+    ) -> Result<Journal, JournalError> {
+        let err = |source| JournalError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
@@ -488,7 +548,7 @@ impl Journal {
         let thread = std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || write_loop(&rx, file, p, &s))
-            .map_err(|e| format!("journal thread: {e}"))?;
+            .map_err(JournalError::Thread)?;
         Ok(Journal {
             sender: JournalSender { tx, stats },
             thread: Some(thread),
@@ -642,7 +702,11 @@ mod tests {
         let loaded = load(&path, P).unwrap();
         assert!(loaded.torn);
         assert_eq!(loaded.skipped.len(), 1, "{:?}", loaded.skipped);
-        assert!(loaded.skipped[0].1.contains("torn"), "{:?}", loaded.skipped);
+        assert!(
+            loaded.skipped[0].1.to_string().contains("torn"),
+            "{:?}",
+            loaded.skipped
+        );
         assert_eq!(loaded.entries.len(), 7, "every whole record is kept");
         assert_eq!(loaded.txids.get(&42).map(|t| t.1.as_str()), Some("wb2a"));
         assert_eq!(loaded.live, Some(true));

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::core::event::{Alert, AlertKind, AlertLevel, OrderRequest};
-use crate::core::money::{Cash, Qty};
+use crate::core::money::{Cash, Precision, Qty};
 use crate::side::telegram::{Figures, Outgoing};
 
 /// Capacity of the notice channel.
@@ -59,13 +59,12 @@ impl std::fmt::Debug for ShortText {
     }
 }
 
-/// Display precisions of the instrument.
-#[derive(Debug, Clone, Copy)]
-pub struct Precision {
-    /// Price decimals.
-    pub price: u8,
-    /// Quantity decimals.
-    pub qty: u8,
+/// Why the notice thread could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The thread could not be spawned.
+    #[error("notify thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Something a person may want to know.
@@ -170,13 +169,15 @@ impl Notifier {
 ///
 /// # Errors
 /// The thread cannot be spawned.
-pub fn start(telegram: Option<Sender<Outgoing>>) -> Result<(Notifier, JoinHandle<()>), String> {
+pub fn start(
+    telegram: Option<Sender<Outgoing>>,
+) -> Result<(Notifier, JoinHandle<()>), NotifyError> {
     let (tx, rx) = bounded(CAPACITY);
     let (ctx, crx) = bounded(CRITICAL_CAPACITY);
     let handle = std::thread::Builder::new()
         .name("notify".into())
         .spawn(move || notify_loop(&crx, &rx, telegram.as_ref()))
-        .map_err(|e| format!("notify thread: {e}"))?;
+        .map_err(NotifyError::Thread)?;
     Ok((
         Notifier {
             tx,
@@ -275,7 +276,7 @@ fn for_telegram(n: Notice) -> Option<Outgoing> {
             fills,
             precision,
         } => {
-            let cash = precision.price + precision.qty;
+            let cash = precision.cash();
             let pos = Qty(position.unsigned_abs()).to_f64(precision.qty);
             Some(Outgoing::Pnl(Figures {
                 position: if position < 0 { -pos } else { pos },
@@ -339,7 +340,7 @@ fn log_notice(n: Notice) {
                 precision,
                 ..
             } => {
-                let cash = precision.price + precision.qty;
+                let cash = precision.cash();
                 let pos = if position < 0 {
                     format!("-{}", Qty(position.unsigned_abs()).show(precision.qty))
                 } else {
@@ -357,7 +358,7 @@ fn log_notice(n: Notice) {
 }
 
 fn alert_text(a: Alert, p: Precision) -> String {
-    let cash = p.price + p.qty;
+    let cash = p.cash();
     match a.kind {
         AlertKind::Filled {
             cl_id,

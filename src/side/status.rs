@@ -16,11 +16,13 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
+use crate::core::Core;
 use crate::core::accounting::FillRecord;
 use crate::core::engine::TradingState;
-use crate::core::event::OrderRequest;
-use crate::core::event::Rule;
-use crate::core::money::{Cash, FinePrice, Price};
+use crate::core::event::{OrderRequest, Rule};
+use crate::core::money::{Cash, FinePrice, Precision, Price};
 use crate::core::orders::{MAX_ORDERS, OrderState};
 use crate::core::time::{Nanos, SEC};
 
@@ -205,10 +207,8 @@ pub struct StatusSnapshot {
     pub connected: bool,
     /// Time since the last frame.
     pub last_frame_age_ns: Nanos,
-    /// Price decimals.
-    pub price_precision: u8,
-    /// Quantity decimals.
-    pub qty_precision: u8,
+    /// The instrument's decimals.
+    pub precision: Precision,
     /// Microprice (quote currency).
     pub microprice: Option<f64>,
     /// EMA of the microprice.
@@ -259,6 +259,101 @@ pub struct StatusSnapshot {
     pub counters: Counters,
     /// Ticks on which each rule held something back.
     pub pause_counts: [u64; Rule::COUNT],
+}
+
+/// What the feed thread knows beside the core, for a [`StatusSnapshot`].
+#[derive(Debug, Clone, Copy)]
+pub struct FeedView {
+    /// Live mode was asked for but fell back to paper.
+    pub live_fallback: bool,
+    /// A connection is up.
+    pub connected: bool,
+    /// When the last frame arrived (feed clock).
+    pub last_frame_at: Nanos,
+    /// The instrument's decimals in force.
+    pub precision: Precision,
+    /// The feed thread's and the core's counters.
+    pub counters: Counters,
+}
+
+impl StatusSnapshot {
+    /// Copies what the dashboard shows out of the core and the feed thread's view, at `now`.
+    /// Fixed-size arrays only: nothing here allocates.
+    #[must_use]
+    pub fn capture(core: &Core, now: Nanos, feed: &FeedView) -> StatusSnapshot {
+        let (a, sig) = (core.account(), core.signals());
+        let mut orders = [None; MAX_ORDERS];
+        for (slot, o) in orders.iter_mut().zip(core.orders().live()) {
+            *slot = Some(OrderView {
+                req: o.req,
+                state: o.state,
+                filled: o.filled.0,
+                placed_at: o.placed_at,
+            });
+        }
+        let mut trades = [None; TRADES_SHOWN];
+        for (slot, f) in trades.iter_mut().zip(a.history()) {
+            *slot = Some(*f);
+        }
+        let book = core.book();
+        StatusSnapshot {
+            at: now,
+            live: !core.is_paper(),
+            live_fallback: feed.live_fallback,
+            state: core.state(),
+            connected: feed.connected,
+            last_frame_age_ns: now - feed.last_frame_at,
+            precision: feed.precision,
+            microprice: sig.micro_f64(),
+            ema: sig.ema.value(),
+            momentum_bps: sig.momentum_bps,
+            volatility_bps: sig.vol_bps(),
+            skew_bps: core.params().skew(a.position).0 as f64 / 100.0,
+            best_bid: book.best_bid().map(|l| l.price),
+            best_ask: book.best_ask().map(|l| l.price),
+            cash: a.cash,
+            position: a.position,
+            avg_entry: a.avg_entry(),
+            realised: a.realised,
+            unrealised: sig.micro.map_or(Cash(0), |m| a.unrealised(m)),
+            fees: a.fees,
+            equity: a.equity,
+            peak_equity: a.peak_equity,
+            start_equity: a.start_equity,
+            drawdown_ppm: a.drawdown_ppm(),
+            max_drawdown_ppm: a.max_drawdown_ppm,
+            round_trips: a.round_trips,
+            wins: a.wins,
+            losses: a.losses,
+            orders,
+            trades,
+            counters: feed.counters,
+            pause_counts: *core.pause_counts(),
+        }
+    }
+}
+
+/// What the worker measured.
+#[derive(Debug, Clone)]
+pub struct WorkerReport {
+    /// Place intent received → Kraken's answer to AddOrder (or AmendOrder), ns.
+    pub intent_to_ack: Histogram<u64>,
+    /// REST round trip per endpoint, ns.
+    pub round_trip: BTreeMap<&'static str, Histogram<u64>>,
+    /// Calls that failed, by error kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Requotes done by AmendOrder.
+    pub amends: u64,
+    /// Amends Kraken refused (fell back to cancel + add).
+    pub amend_fallbacks: u64,
+    /// Times a new order waited for the rate counter.
+    pub rate_holds: u64,
+    /// Dead man's switch refreshes.
+    pub deadman_refreshes: u64,
+    /// Leftover orders cancelled at start-up.
+    pub leftovers_cancelled: u32,
+    /// Whether the final cancel-all was confirmed.
+    pub shutdown_cancel_confirmed: bool,
 }
 
 /// The feed thread's end.

@@ -443,13 +443,21 @@ fn now_s() -> f64 {
 ///
 /// # Errors
 /// The thread cannot be spawned.
-pub fn start(cfg: TelegramConfig) -> Result<Telegram, String> {
+pub fn start(cfg: TelegramConfig) -> Result<Telegram, TelegramError> {
     let (tx, rx) = bounded(CAPACITY);
     let handle = std::thread::Builder::new()
         .name("telegram".into())
         .spawn(move || run(&cfg, &rx))
-        .map_err(|e| format!("telegram thread: {e}"))?;
+        .map_err(TelegramError::Thread)?;
     Ok(Telegram { tx, handle })
+}
+
+/// Why the Telegram worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TelegramError {
+    /// The thread could not be spawned.
+    #[error("telegram thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// The result of one call.

@@ -10,6 +10,7 @@
 //! next checksums, send malformed frames, reject subscriptions, split frames across TCP writes.
 //! TLS (`wss://`) uses a certificate generated at start-up ([`SimTls::generate`]).
 
+pub mod error;
 pub mod rest;
 pub mod synth;
 
@@ -25,6 +26,7 @@ use tungstenite::{Message, WebSocket};
 
 use crate::core::time::format_rfc3339;
 use crate::sim::synth::{SynthConfig, SynthMarket};
+pub use error::SimError;
 
 /// Simulator settings.
 #[derive(Debug, Clone)]
@@ -78,20 +80,20 @@ impl SimTls {
     ///
     /// # Errors
     /// Key generation failure.
-    pub fn generate() -> Result<SimTls, String> {
+    pub fn generate() -> Result<SimTls, SimError> {
         let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-            .map_err(|e| format!("certificate: {e}"))?;
+            .map_err(|e| SimError::Tls(format!("certificate: {e}")))?;
         Ok(SimTls {
             cert_pem: ck.cert.pem(),
             key_pem: ck.signing_key.serialize_pem(),
         })
     }
 
-    fn acceptor(&self) -> Result<native_tls::TlsAcceptor, String> {
+    fn acceptor(&self) -> Result<native_tls::TlsAcceptor, SimError> {
         let id =
             native_tls::Identity::from_pkcs8(self.cert_pem.as_bytes(), self.key_pem.as_bytes())
-                .map_err(|e| format!("identity: {e}"))?;
-        native_tls::TlsAcceptor::new(id).map_err(|e| format!("tls acceptor: {e}"))
+                .map_err(|e| SimError::Tls(format!("identity: {e}")))?;
+        native_tls::TlsAcceptor::new(id).map_err(|e| SimError::Tls(format!("acceptor: {e}")))
     }
 }
 
@@ -161,10 +163,11 @@ impl Simulator {
     ///
     /// # Errors
     /// Bind failure or TLS set-up failure.
-    pub fn start(cfg: SimConfig) -> Result<Simulator, String> {
-        let listener =
-            TcpListener::bind(cfg.bind).map_err(|e| format!("bind {}: {e}", cfg.bind))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    pub fn start(cfg: SimConfig) -> Result<Simulator, SimError> {
+        let listener = TcpListener::bind(cfg.bind).map_err(SimError::io("bind"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(SimError::io("local address"))?;
         let acceptor = match &cfg.tls {
             Some(t) => Some(Arc::new(t.acceptor()?)),
             None => None,
@@ -183,7 +186,7 @@ impl Simulator {
         let thread = std::thread::Builder::new()
             .name("kraken-sim".into())
             .spawn(move || accept_loop(&listener, &cfg, acceptor, &f, &s, &sd, &m))
-            .map_err(|e| e.to_string())?;
+            .map_err(SimError::io("thread"))?;
         Ok(Simulator {
             addr,
             tls,
@@ -368,7 +371,7 @@ fn serve(
     seed: u64,
     acceptor: Option<&native_tls::TlsAcceptor>,
     shared: &Shared,
-) -> Result<(), String> {
+) -> Result<(), SimError> {
     let (faults, stats, shutdown, market) = (
         &shared.faults,
         &*shared.stats,
@@ -378,23 +381,23 @@ fn serve(
     if shutdown.load(Ordering::SeqCst) {
         return Ok(());
     }
-    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    tcp.set_nodelay(true).map_err(SimError::io("nodelay"))?;
     let generation = faults.drop_generation.load(Ordering::SeqCst);
     let inner = match acceptor {
         Some(a) => Inner::Tls(Box::new(
-            a.accept(tcp.try_clone().map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?,
+            a.accept(tcp.try_clone().map_err(SimError::io("clone"))?)
+                .map_err(|e| SimError::Tls(e.to_string()))?,
         )),
-        None => Inner::Plain(tcp.try_clone().map_err(|e| e.to_string())?),
+        None => Inner::Plain(tcp.try_clone().map_err(SimError::io("clone"))?),
     };
     let stream = SimStream {
         inner,
         faults: faults.clone(),
     };
-    let ws = tungstenite::accept(stream).map_err(|e| e.to_string())?;
+    let ws = tungstenite::accept(stream).map_err(|e| SimError::Ws(e.to_string()))?;
     // Short read timeouts let one thread both listen and stream the market.
     tcp.set_read_timeout(Some(Duration::from_millis(1)))
-        .map_err(|e| e.to_string())?;
+        .map_err(SimError::io("read timeout"))?;
     let mut s = Session {
         ws,
         market: SynthMarket::new(SynthConfig {
@@ -439,7 +442,7 @@ fn serve(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(SimError::Ws(e.to_string())),
         }
         let burst = faults.burst.swap(0, Ordering::SeqCst);
         for _ in 0..burst {
@@ -488,11 +491,18 @@ impl Session {
         }
     }
 
-    fn send(&mut self, text: &str) -> Result<(), String> {
-        self.ws.send(Message::text(text)).map_err(|e| e.to_string())
+    fn send(&mut self, text: &str) -> Result<(), SimError> {
+        self.ws
+            .send(Message::text(text))
+            .map_err(|e| SimError::Ws(e.to_string()))
     }
 
-    fn on_request(&mut self, text: &str, faults: &Faults, stats: &SimStats) -> Result<(), String> {
+    fn on_request(
+        &mut self,
+        text: &str,
+        faults: &Faults,
+        stats: &SimStats,
+    ) -> Result<(), SimError> {
         let time_in = now_text();
         let Ok(v) = serde_json::from_str::<Value>(text) else {
             return self.send(&format!(
@@ -580,7 +590,7 @@ impl Session {
     }
 
     /// One market step: the market always moves; subscribers see every message of it.
-    fn step(&mut self, faults: &Faults, stats: &SimStats, silent: bool) -> Result<(), String> {
+    fn step(&mut self, faults: &Faults, stats: &SimStats, silent: bool) -> Result<(), SimError> {
         self.send_next(faults, stats, silent)?;
         while self.market.has_pending() {
             self.send_next(faults, stats, silent)?;
@@ -588,7 +598,12 @@ impl Session {
         Ok(())
     }
 
-    fn send_next(&mut self, faults: &Faults, stats: &SimStats, silent: bool) -> Result<(), String> {
+    fn send_next(
+        &mut self,
+        faults: &Faults,
+        stats: &SimStats,
+        silent: bool,
+    ) -> Result<(), SimError> {
         let (_, frame) = self.market.next_frame();
         if silent {
             return Ok(());

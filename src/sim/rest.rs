@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use crate::core::money::{Cash, Decimal, Price, Qty};
 use crate::kraken::rest::form_decode;
 use crate::kraken::sign::{Secret, api_sign};
+use crate::sim::error::{ApiError, SimError};
 
 /// Price and quantity precisions of the simulated BTC/USD.
 const PP: u8 = 1;
@@ -149,18 +150,20 @@ impl RestSim {
     ///
     /// # Errors
     /// Bind failure or bad balances.
-    pub fn start(usd: &str, btc: &str, market: Arc<Mutex<MarketView>>) -> Result<RestSim, String> {
+    pub fn start(
+        usd: &str,
+        btc: &str,
+        market: Arc<Mutex<MarketView>>,
+    ) -> Result<RestSim, SimError> {
         let server = Arc::new(
-            tiny_http::Server::http("127.0.0.1:0").map_err(|e| format!("rest sim bind: {e}"))?,
+            tiny_http::Server::http("127.0.0.1:0").map_err(|e| SimError::Http(e.to_string()))?,
         );
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or("rest sim: not an IP listener")?;
-        let dec = |s: &str| Decimal::parse(s.as_bytes()).map_err(|e| format!("balance {s}: {e}"));
+        let addr = server.server_addr().to_ip().ok_or(SimError::NotIp)?;
+        let bad = |s: &str| SimError::Balance(s.to_string());
+        let dec = |s: &str| Decimal::parse(s.as_bytes()).map_err(|_| bad(s));
         let exchange = Arc::new(Mutex::new(Exchange {
             usd: Cash::from_decimal_round_up(dec(usd)?, CP),
-            btc: Qty(dec(btc)?.to_units(QP).map_err(|e| e.to_string())?),
+            btc: Qty(dec(btc)?.to_units(QP).map_err(|_| bad(btc))?),
             orders: BTreeMap::new(),
             last_nonce: 0,
             next_txid: 1,
@@ -185,7 +188,7 @@ impl RestSim {
                 std::thread::Builder::new()
                     .name("kraken-sim-rest".into())
                     .spawn(move || serve(&srv, &ex, &f, &secret, &st))
-                    .map_err(|e| e.to_string())?,
+                    .map_err(SimError::io("thread"))?,
             );
         }
         {
@@ -206,7 +209,7 @@ impl RestSim {
                             e.check_deadman();
                         }
                     })
-                    .map_err(|e| e.to_string())?,
+                    .map_err(SimError::io("thread"))?,
             );
         }
         Ok(RestSim {
@@ -330,16 +333,14 @@ fn authenticate(
     body: &str,
     key: Option<&str>,
     sign: Option<&str>,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, ApiError> {
     let params: BTreeMap<String, String> = form_decode(body).into_iter().collect();
     let nonce = params.get("nonce").cloned().unwrap_or_default();
     let expected = api_sign(secret, path, &nonce, body);
     if key != Some(DEMO_KEY) || sign != Some(expected.as_str()) {
         return Err("EAPI:Invalid key".into());
     }
-    let n: u64 = nonce
-        .parse()
-        .map_err(|_| "EAPI:Invalid nonce".to_string())?;
+    let n: u64 = nonce.parse().map_err(|_| ApiError("EAPI:Invalid nonce"))?;
     let mut e = lock(ex);
     if n <= e.last_nonce {
         return Err("EAPI:Invalid nonce".into());
@@ -355,7 +356,7 @@ fn unix_now() -> f64 {
 }
 
 impl Exchange {
-    fn call(&mut self, method: &str, p: &BTreeMap<String, String>) -> Result<String, String> {
+    fn call(&mut self, method: &str, p: &BTreeMap<String, String>) -> Result<String, ApiError> {
         match method {
             "Balance" => Ok(format!(
                 r#"{{"ZUSD":"{}","XXBT":"{}","KFEE":"0.00"}}"#,
@@ -443,8 +444,8 @@ impl Exchange {
             .map(|(k, _)| k.clone())
     }
 
-    fn add_order(&mut self, p: &BTreeMap<String, String>) -> Result<String, String> {
-        let arg = |k: &str| p.get(k).ok_or("EGeneral:Invalid arguments".to_string());
+    fn add_order(&mut self, p: &BTreeMap<String, String>) -> Result<String, ApiError> {
+        let arg = |k: &str| p.get(k).ok_or(ApiError("EGeneral:Invalid arguments"));
         if arg("ordertype")? != "limit" || arg("pair")? != "XBTUSD" {
             return Err("EGeneral:Invalid arguments".into());
         }
@@ -453,10 +454,10 @@ impl Exchange {
             "sell" => false,
             _ => return Err("EGeneral:Invalid arguments".into()),
         };
-        let num = |k: &str, prec: u8| -> Result<u64, String> {
+        let num = |k: &str, prec: u8| -> Result<u64, ApiError> {
             let d = Decimal::parse(arg(k)?.as_bytes()).map_err(|_| "EGeneral:Invalid arguments")?;
             d.to_units(prec)
-                .map_err(|_| "EOrder:Tick size check failed".to_string())
+                .map_err(|_| ApiError("EOrder:Tick size check failed"))
         };
         let price = Price(num("price", PP)? as i64);
         let vol = Qty(num("volume", QP)?);
@@ -528,7 +529,7 @@ impl Exchange {
         ))
     }
 
-    fn amend_order(&mut self, p: &BTreeMap<String, String>) -> Result<String, String> {
+    fn amend_order(&mut self, p: &BTreeMap<String, String>) -> Result<String, ApiError> {
         let id = p
             .get("cl_ord_id")
             .or_else(|| p.get("txid"))

@@ -3,13 +3,16 @@
 use super::*;
 use crate::core::event::{CancelReason, RejectReason};
 use crate::core::money::{Cash, Price, Qty};
+use crate::core::stubs;
 use crate::core::time::SEC;
 
 const USD: i128 = 1_000_000_000;
 
-fn cfg(extra: &str) -> Config {
-    // Quoting allowed in a quiet test market unless a test says otherwise.
-    Config::from_toml_str(&format!("min_volatility_bps = 0\n{extra}"), &[]).unwrap()
+/// The stub settings (quoting allowed in a quiet test market) changed by `f`.
+fn cfg(f: impl FnOnce(&mut Settings)) -> Settings {
+    let mut s = stubs::settings();
+    f(&mut s);
+    s
 }
 
 fn levels(v: &[(f64, f64)]) -> String {
@@ -40,7 +43,7 @@ struct Run {
 }
 
 impl Run {
-    fn new(c: &Config) -> Run {
+    fn new(c: &Settings) -> Run {
         Run {
             core: Core::new(c, 1).unwrap(),
             out: Vec::with_capacity(64),
@@ -83,7 +86,7 @@ fn trade(side: &str, price: f64) -> String {
 
 #[test]
 fn snapshot_then_quotes_both_sides_in_paper() {
-    let mut r = Run::new(&cfg(""));
+    let mut r = Run::new(&cfg(|_| {}));
     let out = r.frame(SEC, &snap(59_999.9, 60_000.1));
     let p = places(&out);
     assert_eq!(p.len(), 2);
@@ -98,7 +101,7 @@ fn snapshot_then_quotes_both_sides_in_paper() {
 
 #[test]
 fn updates_before_the_first_snapshot_are_ignored() {
-    let mut r = Run::new(&cfg(""));
+    let mut r = Run::new(&cfg(|_| {}));
     let out = r.frame(SEC, &book("update", &[(59_999.9, 1.0)], &[], None));
     assert!(places(&out).is_empty());
     assert_eq!(r.core.stats().updates_ignored, 1);
@@ -107,7 +110,7 @@ fn updates_before_the_first_snapshot_are_ignored() {
 
 #[test]
 fn checksum_mismatch_resubscribes_cancels_and_waits_for_a_snapshot() {
-    let mut r = Run::new(&cfg(""));
+    let mut r = Run::new(&cfg(|_| {}));
     r.frame(SEC, &snap(59_999.9, 60_000.1));
     assert_eq!(r.core.orders().live_count(), 2);
     let out = r.frame(
@@ -120,7 +123,7 @@ fn checksum_mismatch_resubscribes_cancels_and_waits_for_a_snapshot() {
     }));
     assert_eq!(cancels(&out), 2, "never leave quotes from an invalid book");
     assert!(!r.core.book().is_valid());
-    assert_eq!(r.core.stats().checksum_mismatch, 1);
+    assert_eq!(r.core.stats().checksum_mismatches, 1);
     // Further updates are ignored, and do not resubscribe again (no storm).
     let out = r.frame(3 * SEC, &book("update", &[(59_999.7, 1.0)], &[], Some(1)));
     assert!(
@@ -135,19 +138,19 @@ fn checksum_mismatch_resubscribes_cancels_and_waits_for_a_snapshot() {
 
 #[test]
 fn crossed_book_resubscribes() {
-    let mut r = Run::new(&cfg(""));
+    let mut r = Run::new(&cfg(|_| {}));
     r.frame(SEC, &snap(59_999.9, 60_000.1));
     let out = r.frame(2 * SEC, &book("update", &[(60_000.2, 1.0)], &[], None));
     assert!(out.contains(&Intent::Resubscribe {
         depth: 10,
         reason: ResyncReason::Crossed
     }));
-    assert_eq!(r.core.stats().crossed, 1);
+    assert_eq!(r.core.stats().crossed_books, 1);
 }
 
 #[test]
 fn disconnect_cancels_everything_and_alerts() {
-    let mut r = Run::new(&cfg("live_mode = true"));
+    let mut r = Run::new(&cfg(|s| s.live_mode = true));
     r.frame(SEC, &snap(59_999.9, 60_000.1));
     // Live with no BTC: only the buy is out (a live sell needs the base currency).
     assert_eq!(r.core.orders().live_count(), 1);
@@ -165,7 +168,7 @@ fn disconnect_cancels_everything_and_alerts() {
 
 #[test]
 fn stale_orders_are_cancelled_and_requoted() {
-    let mut r = Run::new(&cfg(""));
+    let mut r = Run::new(&cfg(|_| {}));
     r.frame(SEC, &snap(59_999.9, 60_000.1));
     // Not stale yet at 4.9 s.
     let out = r.ev(SEC + 4_900 * MS, Event::Timer);
@@ -180,7 +183,7 @@ fn stale_orders_are_cancelled_and_requoted() {
 
 #[test]
 fn live_stale_orders_are_requoted_in_one_replace() {
-    let mut r = Run::new(&cfg("live_mode = true"));
+    let mut r = Run::new(&cfg(|s| s.live_mode = true));
     r.frame(SEC, &snap(59_999.9, 60_000.1));
     let first = places(&r.ev(SEC + MS, Event::Timer));
     let first = match first.as_slice() {
@@ -226,7 +229,7 @@ fn live_stale_orders_are_requoted_in_one_replace() {
 
 #[test]
 fn paper_fill_books_position_and_places_the_exit_after_the_cooldown() {
-    let mut r = Run::new(&cfg(""));
+    let mut r = Run::new(&cfg(|_| {}));
     r.frame(SEC, &snap(59_999.9, 60_000.1));
     // A sell trade at 59880.0 reaches our buy at 59880.0.
     let out = r.frame(SEC + 10 * MS, &trade("sell", 59_880.0));
@@ -264,7 +267,7 @@ fn paper_fill_books_position_and_places_the_exit_after_the_cooldown() {
 
 #[test]
 fn one_fill_per_tick() {
-    let mut r = Run::new(&cfg("fill_cooldown_ms = 0"));
+    let mut r = Run::new(&cfg(|s| s.fill_cooldown_ms = 0));
     r.frame(SEC, &snap(59_999.9, 60_000.1));
     // One frame crosses both quotes (a wild snapshot): only one of them may fill.
     r.frame(
@@ -276,9 +279,11 @@ fn one_fill_per_tick() {
 
 #[test]
 fn drawdown_stop_cancels_everything_and_stops() {
-    let mut r = Run::new(&cfg(
-        "live_mode = false\nmax_drawdown_pct = 0.01\nstop_loss_bps = 500\nfill_cooldown_ms = 0",
-    ));
+    let mut r = Run::new(&cfg(|s| {
+        s.max_drawdown_pct = 0.01;
+        s.stop_loss_bps = 500.0;
+        s.fill_cooldown_ms = 0;
+    }));
     r.frame(SEC, &snap(59_999.9, 60_000.1));
     r.frame(SEC + MS, &trade("sell", 59_880.0)); // long 0.001 at 59880
     // Price falls 0.5 %: the position loses ~0.3 USD of 10000 → 0.003 %; not yet.
@@ -308,7 +313,7 @@ fn drawdown_stop_cancels_everything_and_stops() {
 
 #[test]
 fn live_fills_are_booked_once_even_when_reported_twice() {
-    let mut r = Run::new(&cfg("live_mode = true"));
+    let mut r = Run::new(&cfg(|s| s.live_mode = true));
     let out = r.frame(SEC, &snap(59_999.9, 60_000.1));
     let buy = places(&out)
         .into_iter()
@@ -331,7 +336,7 @@ fn live_fills_are_booked_once_even_when_reported_twice() {
 
 #[test]
 fn post_only_rejection_reaches_the_core_as_a_rejection() {
-    let mut r = Run::new(&cfg("live_mode = true"));
+    let mut r = Run::new(&cfg(|s| s.live_mode = true));
     let out = r.frame(SEC, &snap(59_999.9, 60_000.1));
     let id = places(&out)[0].cl_id;
     let out = r.ev(
@@ -364,7 +369,7 @@ fn post_only_rejection_reaches_the_core_as_a_rejection() {
 
 #[test]
 fn malformed_frames_are_counted_and_skipped() {
-    let mut r = Run::new(&cfg(""));
+    let mut r = Run::new(&cfg(|_| {}));
     r.frame(SEC, &snap(59_999.9, 60_000.1));
     for bad in [
         "",
@@ -384,7 +389,7 @@ fn malformed_frames_are_counted_and_skipped() {
 
 #[test]
 fn exchange_status_other_than_online_pauses_quoting() {
-    let mut r = Run::new(&cfg(""));
+    let mut r = Run::new(&cfg(|_| {}));
     r.frame(SEC, &snap(59_999.9, 60_000.1));
     let out = r.frame(
         2 * SEC,
@@ -398,7 +403,7 @@ fn exchange_status_other_than_online_pauses_quoting() {
 
 #[test]
 fn instrument_precision_change_rebuilds_and_resubscribes() {
-    let mut r = Run::new(&cfg(""));
+    let mut r = Run::new(&cfg(|_| {}));
     let out = r.frame(
         SEC,
         r#"{"channel":"instrument","type":"snapshot","data":{"pairs":[{"symbol":"BTC/USD","status":"online","qty_precision":8,"qty_increment":0.00000001,"price_precision":2,"price_increment":0.05,"qty_min":0.0001,"cost_min":0.5}]}}"#,
@@ -425,9 +430,9 @@ fn instrument_precision_change_rebuilds_and_resubscribes() {
 
 #[test]
 fn same_events_same_intents() {
-    let frames = crate::devtools::bench::frames(30_000, 3);
+    let frames = stubs::frames(30_000, 3);
     let run = || {
-        let mut r = Run::new(&cfg(""));
+        let mut r = Run::new(&cfg(|_| {}));
         let mut all = Vec::new();
         for (t, f) in &frames {
             all.extend(r.frame(*t, f));
@@ -444,8 +449,8 @@ fn same_events_same_intents() {
 #[test]
 fn paper_session_keeps_the_books_consistent() {
     // About 9 simulated minutes.
-    let frames = crate::devtools::bench::frames(150_000, 3);
-    let mut r = Run::new(&cfg(""));
+    let frames = stubs::frames(150_000, 3);
+    let mut r = Run::new(&cfg(|_| {}));
     let max = r.core.params().max_position.0 as i64;
     for (t, f) in &frames {
         r.frame(*t, f);
@@ -454,7 +459,7 @@ fn paper_session_keeps_the_books_consistent() {
     let a = r.core.account();
     let s = r.core.stats();
     assert!(s.fills >= 4, "fills: {}", s.fills);
-    assert_eq!(s.checksum_mismatch + s.parse_errors_total(), 0);
+    assert_eq!(s.checksum_mismatches + s.parse_errors_total(), 0);
     // Cash = start − Σ buys + Σ sells − fees: the history's last fills agree with the totals.
     let fee_sum: i128 = a.history().map(|f| f.fee.0).sum();
     if a.fill_count() as usize <= crate::core::accounting::HISTORY_LEN {
@@ -468,8 +473,8 @@ fn paper_session_keeps_the_books_consistent() {
 /// still matches Kraken's checksum.
 #[test]
 fn hostile_frames_are_skipped_without_touching_the_book() {
-    let frames = crate::devtools::bench::frames(600, 5);
-    let mut r = Run::new(&cfg(""));
+    let frames = stubs::frames(600, 5);
+    let mut r = Run::new(&cfg(|_| {}));
     for (t, f) in &frames[..300] {
         r.frame(*t, f);
     }
@@ -530,15 +535,15 @@ fn hostile_frames_are_skipped_without_touching_the_book() {
             r.core.stats().parse_errors_total(),
             before.parse_errors_total()
         );
-        assert_eq!(r.core.stats().checksum_mismatch, 0);
+        assert_eq!(r.core.stats().checksum_mismatches, 0);
     }
     for (t, f) in &frames[300..] {
         r.frame(*t, f);
     }
     let s = r.core.stats();
-    assert_eq!(s.checksum_mismatch, 0, "the book was never corrupted");
+    assert_eq!(s.checksum_mismatches, 0, "the book was never corrupted");
     assert!(r.core.book().is_valid());
-    assert!(s.checksum_ok > 500);
+    assert!(s.checksums_ok > 500);
 }
 
 /// What a restart must bring back: everything the account and the order manager know.
@@ -570,8 +575,8 @@ fn account_state(c: &Core) -> String {
 
 #[test]
 fn journal_replay_restores_the_account_exactly() {
-    let frames = crate::devtools::bench::frames(150_000, 3);
-    let mut r = Run::new(&cfg(""));
+    let frames = stubs::frames(150_000, 3);
+    let mut r = Run::new(&cfg(|_| {}));
     let mut journal = Vec::new();
     let keep = |v: Vec<Intent>, journal: &mut Vec<JournalEntry>| {
         journal.extend(v.into_iter().filter_map(|i| match i {
@@ -587,7 +592,7 @@ fn journal_replay_restores_the_account_exactly() {
         keep(v, &mut journal);
         // Restart here: a fresh core fed the journal so far equals the running one.
         if i % 50_000 == 49_999 {
-            let mut fresh = Core::new(&cfg(""), 1).unwrap();
+            let mut fresh = Core::new(&cfg(|_| {}), 1).unwrap();
             let open = fresh.restore(&journal);
             // The peak moves between journal records (at most once a second); the rest is exact.
             let (a, b) = (account_state(&r.core), account_state(&fresh));
@@ -633,7 +638,7 @@ fn open_req() -> OrderRequest {
 /// then 2 s after a second refusal in a row; an acceptance resets the wait.
 #[test]
 fn refused_orders_back_off_instead_of_retrying_every_tick() {
-    let mut r = Run::new(&cfg("live_mode = true"));
+    let mut r = Run::new(&cfg(|s| s.live_mode = true));
     r.frame(SEC, &snap(59_999.9, 60_000.1));
     let buy = |v: &[Intent]| places(v).into_iter().find(|p| p.side == Side::Buy);
     let mut t = SEC + MS;

@@ -29,7 +29,7 @@ fn usd(x: f64) -> i64 {
 impl World {
     /// Book 59999.9 / 60000.1 with equal sizes: microprice exactly 60000.0; volatility 30 bps.
     fn new() -> World {
-        let p = Params::new(&Config::default(), None).unwrap();
+        let p = Params::new(&Settings::default(), None).unwrap();
         let mut w = World {
             book: Book::new(10, 1, 8, ChecksumFormat::precision(1, 8)),
             sig: Signals::new(p.ema_window, p.vol_window_ns, 1),

@@ -205,18 +205,8 @@ fn too_many_levels_is_an_error_not_a_reallocation() {
 /// the book fast path and the general parser give the same message, levels and errors.
 #[test]
 fn fast_path_agrees_with_the_general_parser() {
-    let mut frames: Vec<Vec<u8>> = Vec::new();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() && path.extension().is_some_and(|e| e != "md") {
-            let data = std::fs::read(&path).unwrap();
-            let _ = crate::backtest::feedfile::for_each_record(&data, |r| {
-                frames.push(r.frame.to_vec())
-            });
-        }
-    }
-    for (_, f) in crate::devtools::bench::frames(3_000, 5) {
+    let mut frames: Vec<Vec<u8>> = crate::core::stubs::recorded_frames();
+    for (_, f) in crate::core::stubs::frames(3_000, 5) {
         frames.push(f.into_bytes());
     }
     // Damage: a byte changed, the tail cut, whitespace added, keys reordered.

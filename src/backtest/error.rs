@@ -1,0 +1,26 @@
+//! The backtest layer's errors.
+
+use crate::core::SettingsError;
+
+/// Why a recording could not be read, verified, replayed or swept.
+#[derive(Debug, thiserror::Error)]
+pub enum BacktestError {
+    /// A python-kraken-sdk fixture document that is not valid JSON of that shape.
+    #[error("not a python-kraken-sdk fixture: {0}")]
+    Fixture(String),
+    /// A book depth Kraken does not offer.
+    #[error("depth {0} is not one Kraken offers (10, 25, 100, 500, 1000)")]
+    Depth(u16),
+    /// The core refused the settings.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// A `--grid` argument that is not `KEY=V1,V2,...`.
+    #[error("--grid {0}: expected KEY=V1,V2,...")]
+    Grid(String),
+    /// A sweep combination that does not make a valid config (the message names the key).
+    #[error("{0}")]
+    Combination(String),
+    /// A sweep worker thread panicked.
+    #[error("a sweep worker panicked")]
+    Worker,
+}

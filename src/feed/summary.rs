@@ -1,0 +1,103 @@
+//! The session summary: what a run did, printed at shutdown (and as one JSON object with
+//! `--json`).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::side::status::{Counters, LatencyRow, StageHists, WorkerReport};
+
+/// The session summary (`--json` prints it as one object).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// `paper` or `live`.
+    pub mode: &'static str,
+    /// Wall time of the run in seconds.
+    pub duration_s: f64,
+    /// Feed and core counters (their fields appear at the top level of the JSON).
+    #[serde(flatten)]
+    pub counters: Counters,
+    /// Book updates ignored while waiting for a snapshot.
+    pub updates_ignored: u64,
+    /// Subscription errors from Kraken.
+    pub subscribe_errors: u64,
+    /// Pings sent / pongs received.
+    pub pings: u64,
+    /// Pongs received.
+    pub pongs: u64,
+    /// Heartbeats received.
+    pub heartbeats: u64,
+    /// Position in base units.
+    pub position: f64,
+    /// Realised PnL (quote currency).
+    pub realized_pnl: f64,
+    /// Unrealised PnL at the last mark.
+    pub unrealized_pnl: f64,
+    /// Mark-to-market equity.
+    pub equity: f64,
+    /// Fees paid.
+    pub fees_paid: f64,
+    /// Frames written by the recorder.
+    pub frames_recorded: u64,
+    /// Frame received → decoded.
+    pub frame_to_parsed: LatencyRow,
+    /// Book apply with checksum.
+    pub book_apply: LatencyRow,
+    /// Signals, paper fills, strategy and risk.
+    pub strategy: LatencyRow,
+    /// Frame received → order intent handed to the worker channel, on the feed thread.
+    pub tick_to_intent: LatencyRow,
+    /// Place intent received by the order worker → Kraken's answer (live mode).
+    pub intent_to_ack: LatencyRow,
+    /// REST round trip per endpoint (live mode).
+    pub rest_round_trip: BTreeMap<String, LatencyRow>,
+    /// Requotes sent as AmendOrder (live mode).
+    pub amends: u64,
+    /// Whether the final cancel-all was confirmed by the exchange (live mode).
+    pub shutdown_cancel_confirmed: bool,
+    /// Live mode was asked for but the API could not be reached: running paper instead.
+    pub live_fallback: bool,
+    /// Frame received → core done, every frame.
+    pub frame_to_done: LatencyRow,
+    /// Whether the feed thread was pinned to `core_id`.
+    pub pinned: bool,
+    /// Trading state at the end.
+    pub state: &'static str,
+    /// Journal records restored at start.
+    pub journal_restored: u64,
+    /// Journal lines written by this run.
+    pub journal_written: u64,
+    /// Journal records dropped (channel full; should stay 0).
+    pub journal_dropped: u64,
+    /// Quote balance at the end (exact to the instrument's cash precision as a float).
+    pub cash: f64,
+}
+
+impl Summary {
+    /// A summary holding only the latency of every stage: the feed thread's histograms and
+    /// the order worker's report (live mode); the caller fills in the rest.
+    #[must_use]
+    pub fn latency(total: &StageHists, report: Option<&WorkerReport>) -> Summary {
+        Summary {
+            frame_to_parsed: LatencyRow::of(&total.parse),
+            book_apply: LatencyRow::of(&total.book),
+            strategy: LatencyRow::of(&total.strategy),
+            tick_to_intent: LatencyRow::of(&total.tick_to_intent),
+            frame_to_done: LatencyRow::of(&total.frame_to_done),
+            intent_to_ack: report
+                .map(|r| LatencyRow::of(&r.intent_to_ack))
+                .unwrap_or_default(),
+            rest_round_trip: report
+                .map(|r| {
+                    r.round_trip
+                        .iter()
+                        .map(|(k, h)| ((*k).to_string(), LatencyRow::of(h)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            amends: report.map_or(0, |r| r.amends),
+            shutdown_cancel_confirmed: report.is_some_and(|r| r.shutdown_cancel_confirmed),
+            ..Summary::default()
+        }
+    }
+}
