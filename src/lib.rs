@@ -7,7 +7,6 @@
 //! all I/O. Live trading, paper trading, replay and benchmarks therefore run the same code, and
 //! every rule can be proven offline before it touches money.
 
-#![warn(missing_docs)]
 // `serde_json::json!` of the dashboard's whole status document nests deeper than the default.
 #![recursion_limit = "256"]
 

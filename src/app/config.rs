@@ -741,6 +741,20 @@ mod tests {
         Config::from_toml_str(toml, &[]).unwrap_err().to_string()
     }
 
+    /// The core's own defaults and the config file's are the seed strategy's, the same.
+    #[test]
+    fn the_core_defaults_are_the_config_defaults() {
+        assert_eq!(
+            Config::default().core_settings(FillModel::Cross),
+            Settings::default()
+        );
+        let shipped =
+            Config::from_toml_str(include_str!("../../config/wildbot.toml"), &[]).unwrap();
+        let s = shipped.core_settings(FillModel::Queue);
+        assert_eq!(s.fill_model, shipped.fill_model.unwrap_or(FillModel::Queue));
+        assert_eq!(s.order_qty, shipped.order_qty.decimal());
+    }
+
     #[test]
     fn shipped_file_equals_defaults() {
         let text = include_str!("../../config/wildbot.toml");

@@ -151,7 +151,8 @@ impl Book {
     #[must_use]
     pub fn new(depth: u16, price_precision: u8, qty_precision: u8, format: ChecksumFormat) -> Book {
         let cap = usize::from(depth) + MAX_LEVELS_PER_MSG;
-        let slots = u16::try_from(2 * cap).expect("depth is at most 1000");
+        // Kraken's deepest book is 1000 levels: 2 × (1000 + 1024) slots fit a u16.
+        let slots = u16::try_from(2 * cap).unwrap_or(u16::MAX);
         Book {
             depth: usize::from(depth),
             price_precision,
@@ -343,6 +344,7 @@ impl Book {
         #[cfg(target_arch = "x86_64")]
         if let Some(hw) = self.pclmul {
             // SAFETY: a `Pclmul` exists only where the CPU has the instruction.
+            #[allow(unsafe_code)] // a target_feature function is unsafe to call
             return unsafe { self.checksum_by_pieces(hw) };
         }
         self.checksum_copied()

@@ -34,7 +34,7 @@ pub const SNAPSHOT_INTERVAL_NS: Nanos = 250 * MS;
 
 /// Counters for the dashboard, metrics and reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[allow(missing_docs)]
+#[allow(missing_docs)] // one name per counter, as in the summary, /api/status and /metrics
 pub struct Stats {
     pub frames: u64,
     pub book_messages: u64,

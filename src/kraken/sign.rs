@@ -51,6 +51,9 @@ pub enum CredentialsError {
 ///
 /// `nonce` is the decimal text of the nonce, `body` the url-encoded POST body (which contains
 /// `nonce=<the same nonce>`), `uri_path` e.g. `/0/private/AddOrder`.
+///
+/// # Panics
+/// Never: HMAC-SHA512 takes keys of any length.
 #[must_use]
 pub fn api_sign(secret: &Secret, uri_path: &str, nonce: &str, body: &str) -> String {
     let mut sha = Sha256::new();

@@ -167,7 +167,7 @@ pub struct OrderView {
 
 /// Counters of the feed thread and the core.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
-#[allow(missing_docs)] // named as in the session summary
+#[allow(missing_docs)] // one name per counter, as in the core, the summary and /api/status
 pub struct Counters {
     pub frames: u64,
     pub ticks: u64,

@@ -271,6 +271,7 @@ impl Clmul for Pclmul {
     fn mul(self, a: u32, b: u32) -> u64 {
         use std::arch::x86_64::{_mm_clmulepi64_si128, _mm_cvtsi32_si128, _mm_cvtsi128_si64};
         // SAFETY: a `Pclmul` exists only where `detect` found the instruction.
+        #[allow(unsafe_code)] // the intrinsics are unsafe to call
         unsafe {
             let p =
                 _mm_clmulepi64_si128(_mm_cvtsi32_si128(a as i32), _mm_cvtsi32_si128(b as i32), 0);

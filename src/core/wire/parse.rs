@@ -21,7 +21,7 @@ pub const MAX_TRADES_PER_MSG: usize = 1024;
 
 /// Fields named in parse errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)]
+#[allow(missing_docs)] // each variant is the JSON field of the same name
 pub enum Field {
     Channel,
     Type,
