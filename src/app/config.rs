@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::core::book::KRAKEN_DEPTHS;
-use crate::core::money::{Decimal, NumError, Precision};
+use crate::core::money::{Decimal, NumError, Precision, write_fixed};
 use crate::core::paper::FillModel;
 use crate::core::settings::Settings;
 use crate::core::time::MS;
@@ -42,6 +42,16 @@ impl DecimalValue {
             text: text.trim().to_string(),
             value,
         })
+    }
+
+    /// The decimal written in its plain form (`0.001`, `10000`).
+    #[must_use]
+    pub fn from_decimal(value: Decimal) -> DecimalValue {
+        let signed = i128::from(value.mantissa) * if value.negative { -1 } else { 1 };
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = write_fixed(&mut text, signed, value.scale);
+        DecimalValue { text, value }
     }
 
     /// The exact decimal.
@@ -102,10 +112,6 @@ impl Serialize for DecimalValue {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.text)
     }
-}
-
-fn dec(s: &str) -> DecimalValue {
-    DecimalValue::parse(s).expect("default decimal literals are valid")
 }
 
 /// Keys that would hold credentials (the dashboard token, which guards only the dashboard, is
@@ -206,43 +212,47 @@ pub struct Config {
 }
 
 impl Default for Config {
+    /// The seed strategy's defaults: the core's own ([`Settings::default`]) for every key the
+    /// core reads, and the operator defaults for the rest.
     fn default() -> Config {
+        let s = Settings::default();
         Config {
-            live_mode: false,
-            symbol: "BTC/USD".into(),
+            live_mode: s.live_mode,
+            symbol: s.symbol.clone(),
             rest_pair: "XBTUSD".into(),
             ws_url: "wss://ws.kraken.com/v2".into(),
             rest_url: "https://api.kraken.com".into(),
-            book_depth: 10,
-            price_precision: 1,
-            qty_precision: 8,
-            tick_size: dec("0.1"),
-            qty_min: dec("0.0001"),
-            cost_min: dec("0.5"),
-            ema_window: 50,
-            momentum_threshold_bps: 5.0,
-            momentum_filter_enabled: true,
-            vol_window_s: 60,
-            min_volatility_bps: 20.0,
-            entry_offset_bps: 20.0,
-            exit_offset_bps: 36.0,
-            maker_fee_bps: 16.0,
+            book_depth: s.book_depth,
+            price_precision: s.price_precision,
+            qty_precision: s.qty_precision,
+            tick_size: DecimalValue::from_decimal(s.tick_size),
+            qty_min: DecimalValue::from_decimal(s.qty_min),
+            cost_min: DecimalValue::from_decimal(s.cost_min),
+            ema_window: s.ema_window,
+            momentum_threshold_bps: s.momentum_threshold_bps,
+            momentum_filter_enabled: s.momentum_filter_enabled,
+            vol_window_s: s.vol_window_s,
+            min_volatility_bps: s.min_volatility_bps,
+            entry_offset_bps: s.entry_offset_bps,
+            exit_offset_bps: s.exit_offset_bps,
+            maker_fee_bps: s.maker_fee_bps,
             profit_bps: 4.0,
-            skew_factor: 0.5,
-            order_qty: dec("0.001"),
-            max_position: dec("0.005"),
-            max_spread_bps: 50.0,
-            stale_order_ms: 5000,
-            fill_cooldown_ms: 200,
-            stop_loss_bps: 20.0,
-            max_hold_s: 120,
-            max_drawdown_pct: 50.0,
-            exit_slippage_bps: 10.0,
-            taker_fee_bps: 26.0,
-            starting_capital: dec("10000"),
+            skew_factor: s.skew_factor,
+            order_qty: DecimalValue::from_decimal(s.order_qty),
+            max_position: DecimalValue::from_decimal(s.max_position),
+            max_spread_bps: s.max_spread_bps,
+            stale_order_ms: s.stale_order_ms,
+            fill_cooldown_ms: s.fill_cooldown_ms,
+            stop_loss_bps: s.stop_loss_bps,
+            max_hold_s: s.max_hold_s,
+            max_drawdown_pct: s.max_drawdown_pct,
+            exit_slippage_bps: s.exit_slippage_bps,
+            taker_fee_bps: s.taker_fee_bps,
+            starting_capital: DecimalValue::from_decimal(s.starting_capital),
+            // Absent: cross for a session, queue for a replay.
             fill_model: None,
-            order_latency_ms: 0,
-            feed_latency_ms: 0,
+            order_latency_ms: s.order_latency_ms,
+            feed_latency_ms: s.feed_latency_ms,
             rest_min_interval_ms: 1000,
             fill_poll_s: 5,
             balance_refresh_s: 300,
