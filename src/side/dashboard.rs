@@ -525,8 +525,13 @@ fn metrics(view: &View) -> String {
         for (name, help, v) in [
             ("ticks_total", "Strategy evaluations.", c.ticks),
             (
+                "frames_total",
+                "WebSocket text frames received (the counter `frames`).",
+                c.frames,
+            ),
+            (
                 "messages_total",
-                "WebSocket text frames received.",
+                "WebSocket text frames received (older name of wildbot_frames_total).",
                 c.frames,
             ),
             ("book_messages_total", "Book messages.", c.book_messages),
