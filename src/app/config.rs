@@ -333,6 +333,11 @@ pub fn load_config(path: Option<&Path>, set: &[String]) -> Result<Config, Config
     }
 }
 
+/// One day, the longest any duration setting may be.
+const DAY_S: u64 = 86_400;
+/// One day in milliseconds.
+const DAY_MS: u64 = DAY_S * 1000;
+
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
@@ -502,6 +507,26 @@ impl Config {
                 "deadman_timeout_s",
                 "must be longer than deadman_refresh_s, or Kraken cancels between two refreshes",
             ));
+        }
+        // Durations are multiplied into nanoseconds on the hot path: bound them, so no value
+        // can wrap (a wrapped max_hold_s force-exits every position at once).
+        for (key, v, per_day) in [
+            ("stale_order_ms", self.stale_order_ms, DAY_MS),
+            ("fill_cooldown_ms", self.fill_cooldown_ms, DAY_MS),
+            ("max_hold_s", self.max_hold_s, DAY_S),
+            ("vol_window_s", u64::from(self.vol_window_s), DAY_S),
+            ("rest_min_interval_ms", self.rest_min_interval_ms, DAY_MS),
+            ("rest_timeout_ms", self.rest_timeout_ms, DAY_MS),
+            ("fill_poll_s", self.fill_poll_s, DAY_S),
+            ("balance_refresh_s", self.balance_refresh_s, DAY_S),
+            ("deadman_refresh_s", self.deadman_refresh_s, DAY_S),
+            ("deadman_timeout_s", self.deadman_timeout_s, DAY_S),
+            ("feed_timeout_ms", self.feed_timeout_ms, DAY_MS),
+            ("ping_interval_ms", self.ping_interval_ms, DAY_MS),
+        ] {
+            if v > per_day {
+                return Err(invalid(key, format!("must be at most {per_day} (one day)")));
+            }
         }
         for (key, v) in [
             ("order_latency_ms", self.order_latency_ms),
@@ -815,6 +840,17 @@ mod tests {
     #[test]
     fn invalid_values_name_key_and_reason() {
         for (toml, key, why) in [
+            ("max_hold_s = 10000000000\n", "max_hold_s", "one day"),
+            (
+                "stale_order_ms = 10000000000000\n",
+                "stale_order_ms",
+                "one day",
+            ),
+            (
+                "fill_cooldown_ms = 86400001\n",
+                "fill_cooldown_ms",
+                "one day",
+            ),
             ("order_qty = 0\n", "order_qty", "greater than zero"),
             ("order_qty = -0.001\n", "order_qty", "negative"),
             ("order_qty = 0.000000001\n", "order_qty", "qty_precision"),

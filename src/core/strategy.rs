@@ -123,6 +123,8 @@ impl Params {
             "qty_min",
             instrument.and_then(|i| i.qty_min).unwrap_or(s.qty_min),
         )?;
+        // A duration in ns, saturating: a huge setting means "never", not a wrapped negative.
+        let ns = |v: u64, unit: Nanos| i64::try_from(v).unwrap_or(i64::MAX).saturating_mul(unit);
         let cash_prec = pp + qp;
         let cost_min_d = instrument.and_then(|i| i.cost_min).unwrap_or(s.cost_min);
         let cost_min = Cash::from_decimal_round_up(cost_min_d, cash_prec);
@@ -148,10 +150,10 @@ impl Params {
             momentum_filter: s.momentum_filter_enabled,
             min_volatility_bps: s.min_volatility_bps,
             max_spread: Ppm::from_bps(s.max_spread_bps),
-            stale_order_ns: s.stale_order_ms as i64 * MS,
-            fill_cooldown_ns: s.fill_cooldown_ms as i64 * MS,
+            stale_order_ns: ns(s.stale_order_ms, MS),
+            fill_cooldown_ns: ns(s.fill_cooldown_ms, MS),
             stop_loss: Ppm::from_bps(s.stop_loss_bps),
-            max_hold_ns: s.max_hold_s as i64 * SEC,
+            max_hold_ns: ns(s.max_hold_s, SEC),
             max_drawdown: Ppm((s.max_drawdown_pct * 10_000.0).round() as i64),
             exit_slippage: Ppm::from_bps(s.exit_slippage_bps),
             ema_window: s.ema_window,

@@ -379,3 +379,21 @@ fn decide_is_deterministic() {
     let w = World::new();
     assert_eq!(w.decide(), w.decide());
 }
+
+/// A duration too large for nanoseconds means "never": it saturates instead of wrapping to a
+/// negative (a wrapped `max_hold_s` would force-exit every position at once).
+#[test]
+fn huge_durations_saturate_instead_of_wrapping() {
+    let s = Settings {
+        max_hold_s: 10_000_000_000,
+        stale_order_ms: u64::MAX,
+        fill_cooldown_ms: 10_000_000_000_000,
+        ..Settings::default()
+    };
+    let p = Params::new(&s, None).unwrap();
+    assert_eq!(p.max_hold_ns, i64::MAX);
+    assert_eq!(p.stale_order_ns, i64::MAX);
+    assert_eq!(p.fill_cooldown_ns, i64::MAX);
+    let d = Params::new(&Settings::default(), None).unwrap();
+    assert_eq!(d.max_hold_ns, 120 * SEC);
+}
