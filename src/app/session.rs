@@ -252,11 +252,7 @@ fn restore(
     }
     // Before the loop only the journal's records have somewhere to go.
     if let Some(j) = journal {
-        for i in &out {
-            if let Intent::Journal(e) = i {
-                j.send(Record::Core(*e));
-            }
-        }
+        j.send_records(&out);
     }
 }
 

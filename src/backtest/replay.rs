@@ -16,8 +16,7 @@ use serde::Serialize;
 use crate::backtest::error::BacktestError;
 use crate::backtest::feedfile::{Input, for_each_input};
 use crate::core::engine::TIMER_NS;
-use crate::core::event::Rule;
-use crate::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT};
+use crate::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT, Rule};
 use crate::core::time::{MS, Nanos};
 use crate::core::{Core, Settings};
 

@@ -6,8 +6,7 @@
 //! A fill that crosses zero (long → short) is split: the closing part ends the old round
 //! trip, the rest opens a new one at the fill price, and the fee is split in proportion.
 
-use crate::core::event::Purpose;
-use crate::core::event::Side;
+use crate::core::event::{Purpose, Side};
 use crate::core::money::{Cash, FINE, FinePrice, Price, Qty};
 use crate::core::orders::FillDelta;
 use crate::core::time::Nanos;

@@ -7,8 +7,7 @@
 //! changes nothing, and a late fill for an order that has just closed is still found in a ring
 //! of recently closed orders, so no fill is lost.
 
-use crate::core::event::Side;
-use crate::core::event::{ClientId, OrderEvent, OrderRequest, Purpose, RejectReason};
+use crate::core::event::{ClientId, OrderEvent, OrderRequest, Purpose, RejectReason, Side};
 use crate::core::money::{Cash, Price, Qty};
 use crate::core::time::Nanos;
 

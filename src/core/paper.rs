@@ -22,8 +22,7 @@
 //! during the cooldown simply fills later, if the market still reaches it.
 
 use crate::core::book::Book;
-use crate::core::event::Side;
-use crate::core::event::{CancelReason, ClientId, OrderEvent, OrderRequest, RejectReason};
+use crate::core::event::{CancelReason, ClientId, OrderEvent, OrderRequest, RejectReason, Side};
 use crate::core::money::{Cash, Ppm, Price, Qty};
 use crate::core::orders::MAX_ORDERS;
 use crate::core::time::Nanos;

@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
 
-use crate::core::event::Side;
-use crate::core::event::{CancelReason, ClientId, Intent, OrderEvent, OrderRequest, RejectReason};
+use crate::core::event::{
+    CancelReason, ClientId, Intent, OrderEvent, OrderRequest, RejectReason, Side,
+};
 use crate::core::money::{Cash, Decimal, Precision, Qty};
 use crate::core::time::Nanos;
 use crate::kraken::errors::KrakenError;

@@ -733,11 +733,7 @@ impl<'a> Feed<'a> {
     /// shutdown, when the others have nowhere to go.
     fn journal_intents(&mut self) {
         if let Some(j) = &self.journal {
-            for i in &self.out.intents {
-                if let Intent::Journal(e) = i {
-                    j.send(Record::Core(*e));
-                }
-            }
+            j.send_records(&self.out.intents);
         }
         self.out.intents.clear();
     }

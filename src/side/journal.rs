@@ -22,10 +22,9 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use serde::{Deserialize, Serialize};
 
-use crate::core::event::Side;
 use crate::core::event::{
-    CancelReason, ClientId, JournalEntry, JournalKind, OrderEvent, OrderRequest, Purpose,
-    RejectReason,
+    CancelReason, ClientId, Intent, JournalEntry, JournalKind, OrderEvent, OrderRequest, Purpose,
+    RejectReason, Side,
 };
 use crate::core::money::{Cash, Decimal, NumError, Precision, Price, Qty};
 use crate::core::time::Nanos;
@@ -483,6 +482,16 @@ impl JournalSender {
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(r) {
             if self.stats.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
                 log::error!("journal: a record was dropped (channel full or writer gone)");
+            }
+        }
+    }
+
+    /// Sends the journal records among `intents` (at start-up and shutdown, when the other
+    /// intents have nowhere to go).
+    pub fn send_records(&self, intents: &[Intent]) {
+        for i in intents {
+            if let Intent::Journal(e) = i {
+                self.send(Record::Core(*e));
             }
         }
     }
