@@ -783,11 +783,22 @@ mod tests {
             Config::default().core_settings(FillModel::Cross),
             Settings::default()
         );
-        let shipped =
-            Config::from_toml_str(include_str!("../../config/wildbot.toml"), &[]).unwrap();
-        let s = shipped.core_settings(FillModel::Queue);
-        assert_eq!(s.fill_model, shipped.fill_model.unwrap_or(FillModel::Queue));
-        assert_eq!(s.order_qty, shipped.order_qty.decimal());
+        // Each key reaches the core's field of the same name; an absent fill model takes the
+        // caller's default, a set one wins.
+        let cfg = Config::from_toml_str(
+            "ema_window = 7\nmax_hold_s = 9\nstale_order_ms = 1234\norder_qty = \"0.002\"\n",
+            &[],
+        )
+        .unwrap();
+        let s = cfg.core_settings(FillModel::Queue);
+        assert_eq!((s.ema_window, s.max_hold_s, s.stale_order_ms), (7, 9, 1234));
+        assert_eq!(s.order_qty, Decimal::parse_str("0.002").unwrap());
+        assert_eq!(s.fill_model, FillModel::Queue);
+        let crossed = Config::from_toml_str("fill_model = \"cross\"\n", &[]).unwrap();
+        assert_eq!(
+            crossed.core_settings(FillModel::Queue).fill_model,
+            FillModel::Cross
+        );
     }
 
     #[test]
