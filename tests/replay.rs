@@ -132,7 +132,8 @@ fn the_queue_model_fills_later_than_the_cross_model() {
     assert_eq!(queue["fill_model"], "queue");
     let first = |r: &serde_json::Value| r["first_fill_s"].as_f64().unwrap();
     assert!(first(&queue) > first(&cross), "{queue} {cross}");
-    assert!(queue["fills"].as_u64().unwrap() < cross["fills"].as_u64().unwrap());
+    // Never more fills (both are also bounded by the rate counter's room for requotes).
+    assert!(queue["fills"].as_u64().unwrap() <= cross["fills"].as_u64().unwrap());
     // Replay's default is the queue model.
     assert_eq!(json_of(&replay(sample, &near))["fill_model"], "queue");
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use wildbot::core::event::Side;
 use wildbot::core::event::{CancelReason, Intent, OrderEvent, OrderRequest, Purpose, RejectReason};
 use wildbot::core::money::{Cash, Price, Qty};
+use wildbot::core::ratecounter::Tier;
 use wildbot::exec::worker::{self, WorkerConfig, WorkerLink};
-use wildbot::kraken::ratecounter::Tier;
 use wildbot::kraken::rest::Credentials;
 use wildbot::sim::rest::{DEMO_KEY, DEMO_SECRET, MarketView, RestSim};
 

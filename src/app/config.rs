@@ -17,11 +17,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::core::book::KRAKEN_DEPTHS;
 use crate::core::money::{Decimal, NumError, Precision, write_fixed};
 use crate::core::paper::FillModel;
-use crate::core::settings::Settings;
+use crate::core::ratecounter::Tier;
+use crate::core::settings::{OnDrawdown, Settings};
 use crate::core::time::MS;
 use crate::exec::worker::WorkerConfig;
 use crate::feed::FeedSettings;
-use crate::kraken::ratecounter::Tier;
 use crate::side::dashboard::{DashboardConfig, DashboardError, check_bind};
 
 /// A decimal config value kept as its exact text.
@@ -114,6 +114,51 @@ impl Serialize for DecimalValue {
     }
 }
 
+/// A decimal amount or a word meaning "decide at start" (`"auto"` for `base_baseline`,
+/// `"all"` for `quote_budget`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmountOr<const AUTO: bool> {
+    /// `None`: the word.
+    pub amount: Option<DecimalValue>,
+}
+
+impl<const AUTO: bool> AmountOr<AUTO> {
+    const WORD: &'static str = if AUTO { "auto" } else { "all" };
+
+    /// The exact amount, `None` for the word.
+    #[must_use]
+    pub fn decimal(&self) -> Option<Decimal> {
+        self.amount.as_ref().map(DecimalValue::decimal)
+    }
+}
+
+impl<const AUTO: bool> Default for AmountOr<AUTO> {
+    fn default() -> Self {
+        AmountOr { amount: None }
+    }
+}
+
+impl<'de, const AUTO: bool> Deserialize<'de> for AmountOr<AUTO> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = toml::Value::deserialize(d)?;
+        if v.as_str() == Some(Self::WORD) {
+            return Ok(AmountOr { amount: None });
+        }
+        DecimalValue::deserialize(v)
+            .map(|a| AmountOr { amount: Some(a) })
+            .map_err(|e| serde::de::Error::custom(format!("expected \"{}\" or {e}", Self::WORD)))
+    }
+}
+
+impl<const AUTO: bool> Serialize for AmountOr<AUTO> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.amount {
+            Some(a) => a.serialize(s),
+            None => s.serialize_str(Self::WORD),
+        }
+    }
+}
+
 /// Keys that would hold credentials (the dashboard token, which guards only the dashboard, is
 /// a setting).
 fn looks_like_secret(key: &str) -> bool {
@@ -174,6 +219,16 @@ pub struct Config {
     pub taker_fee_bps: f64,
     // Accounting.
     pub starting_capital: DecimalValue,
+    /// Live: base units of the account that are not the bot's: `"auto"` (the balance at
+    /// start) or an exact amount. The bot never sells into them.
+    pub base_baseline: AmountOr<true>,
+    /// Live: most quote currency the bot may commit: `"all"` (the available balance) or an
+    /// exact amount.
+    pub quote_budget: AmountOr<false>,
+    /// Drawdown stop: `flatten` (cancel, force-exit the own position, stop) or `hold`.
+    pub on_drawdown: OnDrawdown,
+    /// A resting exit is replaced only when its target moved by at least this many ticks.
+    pub requote_ticks: u32,
     /// Paper fill model: `cross` or `queue`; absent → cross for `run`/`demo`, queue for replay.
     pub fill_model: Option<FillModel>,
     /// Paper orders reach the (simulated) venue this long after they are placed.
@@ -236,7 +291,7 @@ impl Default for Config {
             entry_offset_bps: s.entry_offset_bps,
             exit_offset_bps: s.exit_offset_bps,
             maker_fee_bps: s.maker_fee_bps,
-            profit_bps: 4.0,
+            profit_bps: s.profit_bps,
             skew_factor: s.skew_factor,
             order_qty: DecimalValue::from_decimal(s.order_qty),
             max_position: DecimalValue::from_decimal(s.max_position),
@@ -249,6 +304,10 @@ impl Default for Config {
             exit_slippage_bps: s.exit_slippage_bps,
             taker_fee_bps: s.taker_fee_bps,
             starting_capital: DecimalValue::from_decimal(s.starting_capital),
+            base_baseline: AmountOr::default(),
+            quote_budget: AmountOr::default(),
+            on_drawdown: s.on_drawdown,
+            requote_ticks: s.requote_ticks,
             // Absent: cross for a session, queue for a replay.
             fill_model: None,
             order_latency_ms: s.order_latency_ms,
@@ -256,7 +315,7 @@ impl Default for Config {
             rest_min_interval_ms: 1000,
             fill_poll_s: 5,
             balance_refresh_s: 300,
-            rate_tier: Tier::Starter,
+            rate_tier: s.rate_tier,
             deadman_refresh_s: 20,
             deadman_timeout_s: 60,
             rest_timeout_ms: 5000,
@@ -434,6 +493,12 @@ impl Config {
             max_drawdown_pct: self.max_drawdown_pct,
             exit_slippage_bps: self.exit_slippage_bps,
             starting_capital: self.starting_capital.decimal(),
+            base_baseline: self.base_baseline.decimal(),
+            quote_budget: self.quote_budget.decimal(),
+            on_drawdown: self.on_drawdown,
+            requote_ticks: self.requote_ticks,
+            profit_bps: self.profit_bps,
+            rate_tier: self.rate_tier,
             fill_model: self.fill_model.unwrap_or(default_fill),
             order_latency_ms: self.order_latency_ms,
             feed_latency_ms: self.feed_latency_ms,
@@ -662,6 +727,23 @@ impl Config {
         if self.starting_capital.decimal().negative || self.starting_capital.is_zero() {
             return Err(invalid("starting_capital", "must be greater than zero"));
         }
+        if let Some(b) = &self.base_baseline.amount {
+            if b.decimal().negative {
+                return Err(invalid("base_baseline", "must not be negative"));
+            }
+            qty("base_baseline", b)?;
+        }
+        if let Some(b) = &self.quote_budget.amount
+            && (b.decimal().negative || b.is_zero())
+        {
+            return Err(invalid(
+                "quote_budget",
+                "must be greater than zero (or \"all\")",
+            ));
+        }
+        if self.requote_ticks > 1_000_000 {
+            return Err(invalid("requote_ticks", "must be at most 1000000"));
+        }
         self.validate_rates()?;
         for (key, v) in [
             ("stale_order_ms", self.stale_order_ms),
@@ -718,6 +800,25 @@ impl Config {
                 format!(
                     "{} cannot cover both sides' maker fees plus profit (2 x {} + {} = {exit_floor} bps)",
                     self.exit_offset_bps, self.maker_fee_bps, self.profit_bps
+                ),
+            ));
+        }
+        if self.profit_bps <= 0.0 && self.skew_factor > 0.0 && self.maker_fee_bps > 0.0 {
+            // The skew pulls a full position's exit down to the floor 2 x maker fee + profit:
+            // with no profit that exit only pays the fees, and loses to any rounding (with no
+            // fees, as in a research replay, it merely breaks even).
+            return Err(invalid(
+                "profit_bps",
+                format!(
+                    "0 with skew_factor {}: at full position (max_position {}) the skewed exit \
+                     ({} - {} x {} bps) is held at 2 x maker_fee_bps {} + profit_bps 0, which \
+                     cannot win a round trip; set profit_bps above 0 or skew_factor = 0",
+                    self.skew_factor,
+                    self.max_position,
+                    self.exit_offset_bps,
+                    self.skew_factor,
+                    self.entry_offset_bps,
+                    self.maker_fee_bps
                 ),
             ));
         }

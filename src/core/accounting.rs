@@ -46,11 +46,35 @@ pub struct Trip {
     pub fees: Cash,
 }
 
-/// The account as the core sees it.
+/// The exchange's balances as last reported, with the bot's own cash and position when they
+/// came (live only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reported {
+    /// Quote balance of the account.
+    pub quote: Cash,
+    /// Base balance of the account.
+    pub base: Qty,
+    /// The bot's own cash when the report came.
+    pub cash_then: Cash,
+    /// The bot's own position when the report came.
+    pub position_then: i64,
+}
+
+/// The account as the core sees it. In live mode it is the bot's own part of the exchange
+/// account: the position is what its own fills made it (base balance − baseline), the cash is
+/// its budget plus what its fills moved; the exchange's balances are a check, never a source.
 #[derive(Debug, Clone)]
 pub struct Accounting {
-    /// Signed position in lots (long > 0).
+    /// Signed position in lots (long > 0): the bot's own, from its fills only.
     pub position: i64,
+    /// Live: base units of the account that are not the bot's (never sold).
+    pub baseline: Qty,
+    /// Live: the exchange's last balances this run.
+    pub reported: Option<Reported>,
+    /// Live: this run's first balances set the baseline and the cash.
+    pub funded: bool,
+    /// Start and peak equity were set from a mark (or restored).
+    pub anchored: bool,
     /// Signed cost basis of the open position (same sign as `position`).
     pub basis: Cash,
     /// Cash balance (quote).
@@ -86,6 +110,10 @@ impl Accounting {
     pub fn new(cash: Cash) -> Accounting {
         Accounting {
             position: 0,
+            baseline: Qty(0),
+            reported: None,
+            funded: false,
+            anchored: false,
             basis: Cash(0),
             cash,
             realised: Cash(0),
@@ -222,6 +250,12 @@ impl Accounting {
     pub fn mark(&mut self, mark: FinePrice) {
         let value = position_value(self.position, mark);
         self.equity = Cash(self.cash.0 + value);
+        if !self.anchored {
+            // The bot's own equity at its first mark: what drawdown is measured from.
+            self.anchored = true;
+            self.start_equity = self.equity;
+            self.peak_equity = self.equity;
+        }
         if self.equity > self.peak_equity {
             self.peak_equity = self.equity;
         }
@@ -282,14 +316,64 @@ impl Accounting {
         })
     }
 
-    /// Replaces cash and position with exchange balances (live start-up and refresh). The
-    /// position keeps its basis at `mark` when it changes outside our own fills.
-    pub fn set_balances(&mut self, cash: Cash, base: Qty, mark: Option<FinePrice>) {
+    /// Live: this run's first balances. The bot's cash becomes what it may commit (`cash`),
+    /// and `baseline` the account's base that is not the bot's. Equity is anchored afresh at
+    /// the next mark unless a journal restored it.
+    pub fn fund(&mut self, baseline: Qty, cash: Cash) {
+        self.baseline = baseline;
         self.cash = cash;
-        let pos = i64::try_from(base.0).unwrap_or(i64::MAX);
-        if pos != self.position {
-            self.position = pos;
-            self.basis = Cash(mark.map_or(0, |m| i128::from(pos) * m.0 / FINE));
+        self.funded = true;
+    }
+
+    /// Live: records the exchange's balances (a check: nothing the bot owns changes).
+    pub fn report(&mut self, quote: Cash, base: Qty) {
+        self.reported = Some(Reported {
+            quote,
+            base,
+            cash_then: self.cash,
+            position_then: self.position,
+        });
+    }
+
+    /// Reported base − (baseline + position): at the report (`now = false`) or with the fills
+    /// booked since (`now = true`). `None` before any report.
+    #[must_use]
+    pub fn base_mismatch(&self, now: bool) -> Option<i128> {
+        let r = self.reported?;
+        let pos = if now { self.position } else { r.position_then };
+        Some(i128::from(r.base.0) - i128::from(self.baseline.0) - i128::from(pos))
+    }
+
+    /// Quote the bot may spend: its own cash, never more than the account has (the last
+    /// report, moved by the bot's fills since).
+    #[must_use]
+    pub fn spendable(&self) -> Cash {
+        match self.reported {
+            Some(r) => Cash(self.cash.0.min(r.quote.0 + self.cash.0 - r.cash_then.0)),
+            None => self.cash,
+        }
+    }
+
+    /// Base the bot may sell: its own position, never reaching into the baseline (the last
+    /// report, moved by the bot's fills since). May be negative (paper short).
+    #[must_use]
+    pub fn sellable(&self) -> i64 {
+        match self.reported {
+            Some(r) => {
+                let above = i128::from(r.base.0) - i128::from(self.baseline.0)
+                    + i128::from(self.position)
+                    - i128::from(r.position_then);
+                i64::try_from(above.min(i128::from(self.position))).unwrap_or(i64::MIN)
+            }
+            None => self.position,
+        }
+    }
+
+    /// Restarts the hold clock of the open round trip (a position grown out of dust: the time
+    /// stop counts from when it became tradable).
+    pub fn restart_hold(&mut self, now: Nanos) {
+        if let Some(t) = &mut self.trip {
+            t.opened_at = now;
         }
     }
 }

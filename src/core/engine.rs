@@ -15,9 +15,11 @@ use crate::core::event::{
     OrderEvent, OrderRequest, Outcome, Purpose, RejectReason, ResyncReason, Stage,
 };
 use crate::core::event::{Rule, Side};
+use crate::core::money::{Cash, Qty};
 use crate::core::orders::{MAX_ORDERS, Order, OrderManager, OrderState, OrderUpdate};
 use crate::core::paper::{MAX_PAPER_EVENTS, PaperVenue};
-use crate::core::settings::{Settings, SettingsError};
+use crate::core::ratecounter::{ADD_COST, TradingCounter, amend_cost, cancel_cost};
+use crate::core::settings::{OnDrawdown, Settings, SettingsError};
 use crate::core::signals::Signals;
 use crate::core::strategy::{self, Decision, Inputs, Params, SideAction};
 use crate::core::time::{MS, Nanos, SEC as SEC_NS};
@@ -131,9 +133,25 @@ pub struct Core {
     reject_until: [Nanos; 2],
     reject_backoff: [Nanos; 2],
     /// When equity was last journaled, and the (peak, max drawdown) it said.
-    journaled_equity: (Nanos, (crate::core::money::Cash, i64)),
+    journaled_equity: (Nanos, (Cash, i64)),
+    /// Kraken's trading rate counter as the core's own intents move it: requotes and new
+    /// entries are decided within its room (cancels and exits never wait for it).
+    rate: TradingCounter,
+    /// A stop that fired: the exit stays forced until the position is flat.
+    latched: Option<Rule>,
+    /// The drawdown stop is force-exiting the position (`on_drawdown = "flatten"`).
+    flattening: bool,
+    /// A balance report disagreed with the position; the next fill poll decides.
+    drift_suspect: bool,
+    /// The disagreement outlived a fill poll: no new entries until it is resolved.
+    drift: bool,
+    /// The dust alert for the current dust position was sent.
+    dust_alerted: bool,
     now: Nanos,
 }
+
+/// Rate-counter room the core leaves for what never waits (cancels, exits, force exits).
+const RATE_RESERVE_SHARE: f64 = 1.0 / 3.0;
 
 /// First wait after the venue refuses an order (not post-only); doubles per refusal in a row.
 const REJECT_BACKOFF_MIN: Nanos = SEC_NS;
@@ -193,7 +211,16 @@ impl Core {
             slots_alerted: false,
             reject_until: [Nanos::MIN; 2],
             reject_backoff: [0; 2],
-            journaled_equity: (Nanos::MIN / 2, (crate::core::money::Cash(0), 0)),
+            journaled_equity: (Nanos::MIN / 2, (Cash(0), 0)),
+            rate: TradingCounter::new(
+                params.rate_tier,
+                params.rate_tier.threshold() * RATE_RESERVE_SHARE,
+            ),
+            latched: None,
+            flattening: false,
+            drift_suspect: false,
+            drift: false,
+            dust_alerted: false,
             now: 0,
             settings: settings.clone(),
             params,
@@ -426,7 +453,9 @@ impl Core {
     }
 
     fn cancel_order<S: IntentSink>(&mut self, cl_id: ClientId, out: &mut S) {
+        let age = self.orders.get(cl_id).map(|o| self.now - o.placed_at);
         if self.orders.mark_cancel(cl_id) {
+            self.rate.spend(self.now, age.map_or(0.0, cancel_cost));
             out.push(Intent::Cancel { cl_id });
             if let Some(p) = &mut self.paper {
                 p.cancel(cl_id);
@@ -458,13 +487,24 @@ impl Core {
     }
 
     fn apply_order_event<S: IntentSink>(&mut self, now: Nanos, ev: &OrderEvent, out: &mut S) {
-        out.push(Intent::Journal(JournalEntry {
-            t: now,
-            kind: JournalKind::Order(*ev),
-        }));
-        if let OrderEvent::Balances { quote, base } = *ev {
-            self.acct.set_balances(quote, base, self.signals.micro);
-            return;
+        match *ev {
+            // A poll is no news for the journal; it only decides a pending drift check.
+            OrderEvent::Polled => {
+                self.check_drift(true, out);
+                return;
+            }
+            OrderEvent::Balances { quote, base } => {
+                out.push(Intent::Journal(JournalEntry {
+                    t: now,
+                    kind: JournalKind::Order(*ev),
+                }));
+                self.on_balances(now, quote, base, out);
+                return;
+            }
+            _ => out.push(Intent::Journal(JournalEntry {
+                t: now,
+                kind: JournalKind::Order(*ev),
+            })),
         }
         let side = match *ev {
             OrderEvent::Accepted { cl_id } | OrderEvent::Rejected { cl_id, .. } => {
@@ -490,7 +530,9 @@ impl Core {
         }
         match self.orders.on_event(ev) {
             OrderUpdate::Fill(delta) => {
+                let before = self.acct.position;
                 self.acct.on_fill(&delta, now);
+                self.after_fill(now, before, out);
                 if let Some(m) = self.signals.micro {
                     self.acct.mark(m);
                 }
@@ -521,38 +563,145 @@ impl Core {
         }
     }
 
+    /// Live: the exchange's balances. This run's first report funds the bot: the baseline
+    /// (the account's base that is not the bot's: configured, or the balance less the bot's
+    /// own restored position) and the cash it may commit. Every report is then a check of
+    /// baseline + position, never a source of either.
+    fn on_balances<S: IntentSink>(&mut self, now: Nanos, quote: Cash, base: Qty, out: &mut S) {
+        if self.paper.is_some() {
+            return;
+        }
+        if self.acct.reported.is_none() {
+            let own = i128::from(self.acct.position);
+            let auto = Qty(u64::try_from((i128::from(base.0) - own).max(0)).unwrap_or(0));
+            let baseline = self.params.baseline.unwrap_or(auto);
+            let mut cash = self.params.quote_budget.map_or(quote, |b| b.min(quote));
+            if self.acct.funded {
+                // Restored from the journal: the bot's own cash, within today's limits.
+                cash = cash.min(self.acct.cash);
+            }
+            self.acct.fund(baseline, cash);
+            out.push(Intent::Journal(JournalEntry {
+                t: now,
+                kind: JournalKind::Funded { baseline, cash },
+            }));
+        }
+        self.acct.report(quote, base);
+        self.check_drift(false, out);
+    }
+
+    /// Compares the reported base balance with baseline + position: at a report
+    /// (`after_poll = false`) a difference is only suspected (the balance may show a fill the
+    /// fill poll has not booked yet); if it is still there after the next poll, it is a drift:
+    /// alert, no new entries, and balances are asked for until they agree again.
+    fn check_drift<S: IntentSink>(&mut self, after_poll: bool, out: &mut S) {
+        let Some(diff) = self.acct.base_mismatch(after_poll) else {
+            return;
+        };
+        if diff == 0 {
+            self.drift_suspect = false;
+            if std::mem::take(&mut self.drift) {
+                out.push(Intent::Alert(Alert {
+                    level: AlertLevel::Info,
+                    kind: AlertKind::DriftResolved,
+                }));
+            }
+            return;
+        }
+        if !after_poll {
+            self.drift_suspect = true;
+            return;
+        }
+        if !std::mem::take(&mut self.drift_suspect) && !self.drift {
+            return; // a report older than fills booked since: nothing to compare
+        }
+        if !std::mem::replace(&mut self.drift, true) {
+            let expected = i128::from(self.acct.baseline.0) + i128::from(self.acct.position);
+            out.push(Intent::Alert(Alert {
+                level: AlertLevel::Critical,
+                kind: AlertKind::PositionDrift {
+                    reported: self.acct.reported.map_or(Qty(0), |r| r.base),
+                    expected: i64::try_from(expected).unwrap_or(i64::MAX),
+                },
+            }));
+        }
+        out.push(Intent::CheckBalances);
+    }
+
+    /// After a fill: dust alert (once per dust position), hold clock for a position grown out
+    /// of dust, and the latched stop ends when the position is flat.
+    fn after_fill<S: IntentSink>(&mut self, now: Nanos, before: i64, out: &mut S) {
+        let pos = self.acct.position;
+        if self.params.is_dust(pos) {
+            if !std::mem::replace(&mut self.dust_alerted, true) {
+                out.push(Intent::Alert(Alert {
+                    level: AlertLevel::Warning,
+                    kind: AlertKind::DustPosition { position: pos },
+                }));
+            }
+        } else {
+            self.dust_alerted = false;
+            if pos != 0 && self.params.is_dust(before) {
+                self.acct.restart_hold(now);
+            }
+        }
+        if pos == 0 || self.params.is_dust(pos) || (pos > 0) != (before > 0) {
+            self.latched = None;
+            self.flattening &= pos != 0 && !self.params.is_dust(pos);
+        }
+    }
+
     /// One strategy evaluation: risk checks, decision, order reconciliation, snapshot.
     fn tick<S: IntentSink>(&mut self, now: Nanos, out: &mut S) {
         self.stats.ticks += 1;
         self.maybe_snapshot(now, out);
-        if self.stopped {
-            self.pause(Rule::Drawdown);
-            return;
-        }
         let micro = match self.signals.micro {
             Some(m) if self.book.is_valid() => m,
             _ => {
-                self.pause(Rule::BookInvalid);
+                self.pause(if self.stopped {
+                    Rule::Drawdown
+                } else {
+                    Rule::BookInvalid
+                });
                 self.last_decision = None;
                 return;
             }
         };
+        if self.paper.is_none() && self.acct.reported.is_none() {
+            // Live: nothing is quoted, and no equity anchored, before the account is known.
+            self.pause(Rule::Unfunded);
+            self.last_decision = None;
+            return;
+        }
+        let anchoring = !self.acct.anchored;
         self.acct.mark(micro);
-        self.journal_equity(now, false, out);
-        if self.acct.drawdown_reached(self.params.max_drawdown.0) {
+        self.journal_equity(now, anchoring, out);
+        if !self.stopped && self.acct.drawdown_reached(self.params.max_drawdown.0) {
             let kind = AlertKind::DrawdownStop {
                 equity: self.acct.equity,
                 peak: self.acct.peak_equity,
             };
             self.stop(now, kind, out);
+            self.flattening = self.params.on_drawdown == OnDrawdown::Flatten;
+        }
+        if self.stopped {
             self.pause(Rule::Drawdown);
-            return;
+            let pos = self.acct.position;
+            self.flattening &= pos != 0 && !self.params.is_dust(pos);
+            if !self.flattening {
+                self.last_decision = None;
+                return;
+            }
         }
         if !(self.exchange_online && self.pair_online) {
             self.pause(Rule::ExchangeStatus);
             self.cancel_all_orders(now, out);
             self.last_decision = None;
             return;
+        }
+        let pos = self.acct.position;
+        if pos == 0 || self.params.is_dust(pos) {
+            self.latched = None;
         }
         let d = strategy::decide(
             &self.params,
@@ -562,8 +711,23 @@ impl Core {
                 signals: &self.signals,
                 acct: &self.acct,
                 orders: &self.orders,
+                latched: if self.flattening {
+                    Some(Rule::Drawdown)
+                } else {
+                    self.latched
+                },
+                no_entries: if self.stopped {
+                    Some(Rule::Drawdown)
+                } else if self.drift {
+                    Some(Rule::Drift)
+                } else {
+                    None
+                },
             },
         );
+        if self.latched.is_none() && !self.flattening {
+            self.latched = d.forced_by;
+        }
         for r in Rule::ALL {
             if d.blocked_by(r) {
                 self.pause_counts[r as usize] += 1;
@@ -592,30 +756,38 @@ impl Core {
         }
     }
 
-    /// The records a new journal starts with: the account as it is now.
+    /// The records a new journal starts with: the account as it is now (paper: its cash;
+    /// live: nothing yet, the first balances fund it and the first mark anchors equity).
     pub fn journal_start<S: IntentSink>(&mut self, now: Nanos, out: &mut S) {
-        let a = &self.acct;
-        out.push(Intent::Journal(JournalEntry {
-            t: now,
-            kind: JournalKind::Order(OrderEvent::Balances {
-                quote: a.cash,
-                base: crate::core::money::Qty(a.position.max(0).unsigned_abs()),
-            }),
-        }));
-        self.journal_equity(now, true, out);
+        if self.paper.is_some() {
+            out.push(Intent::Journal(JournalEntry {
+                t: now,
+                kind: JournalKind::Funded {
+                    baseline: Qty(0),
+                    cash: self.acct.cash,
+                },
+            }));
+        }
+        if self.acct.anchored {
+            self.journal_equity(now, true, out);
+        }
     }
 
     /// Rebuilds orders and account from journal records, in order (see [`JournalEntry`]).
-    /// Market state is not touched. Returns the orders the journal still had open: in paper
-    /// mode they died with the process; in live mode the exchange has the final word.
+    /// Market state is not touched. Balance reports of earlier runs are checks and restore
+    /// nothing; this run's first report funds the bot again (see `on_balances`). Returns the
+    /// orders the journal still had open: in paper mode they died with the process; in live
+    /// mode the exchange has the final word.
     pub fn restore(&mut self, entries: &[JournalEntry]) -> Vec<Order> {
         let mut discard = Discard;
         for e in entries {
             match e.kind {
                 JournalKind::Placed(req) => self.orders.restore(req, e.t),
+                JournalKind::Order(OrderEvent::Balances { .. }) => {}
                 JournalKind::Order(ev) => {
                     self.apply_order_event(e.t, &ev, &mut discard);
                 }
+                JournalKind::Funded { baseline, cash } => self.acct.fund(baseline, cash),
                 JournalKind::Equity {
                     start,
                     peak,
@@ -624,10 +796,16 @@ impl Core {
                     self.acct.start_equity = start;
                     self.acct.peak_equity = peak;
                     self.acct.max_drawdown_ppm = max_drawdown_ppm;
+                    self.acct.anchored = true;
                     self.journaled_equity = (e.t, (peak, max_drawdown_ppm));
                 }
             }
         }
+        // Alerts of the replay went nowhere; what they decided is this run's to find again.
+        self.acct.reported = None;
+        self.drift = false;
+        self.drift_suspect = false;
+        self.dust_alerted = false;
         self.orders.live().copied().collect()
     }
 
@@ -647,7 +825,9 @@ impl Core {
 
     /// Makes the live orders match the decision: cancel what does not fit, place what is
     /// missing (one order per side, only when nothing else is live on that side, and never
-    /// within the fill cooldown).
+    /// within the fill cooldown). A requote (an order replaced only because its target moved
+    /// or it grew stale) and a new entry are decided within the rate counter's room; cancels
+    /// that take risk off, exits and force exits never wait for it.
     fn reconcile<S: IntentSink>(&mut self, now: Nanos, d: &Decision, out: &mut S) {
         let cooling = self
             .last_fill_at
@@ -672,28 +852,27 @@ impl Core {
                 if o.state == OrderState::PendingCancel {
                     continue;
                 }
-                let fits = match action {
-                    SideAction::Cancel => false,
-                    SideAction::Hold => o.req.purpose != Purpose::Entry,
-                    SideAction::Quote(q) => match q.purpose {
-                        Purpose::Entry => o.req.purpose == Purpose::Entry && o.req.qty == q.qty,
-                        Purpose::Exit => {
-                            o.req.purpose == Purpose::Exit
-                                && o.price() == q.price
-                                && o.remaining() == q.qty
-                        }
-                        Purpose::ForceExit => o.req.purpose == Purpose::ForceExit,
-                    },
-                };
+                let fits = self.fits(&o, action);
                 let stale = o.req.purpose != Purpose::ForceExit
                     && now - o.placed_at >= self.params.stale_order_ns;
+                if fits && !stale && !kept {
+                    kept = true;
+                    continue;
+                }
+                let requote = !kept
+                    && matches!(action, SideAction::Quote(q) if q.purpose == o.req.purpose
+                        && q.purpose != Purpose::ForceExit);
+                if requote && !self.rate_room(now, &o) {
+                    // The venue path cannot carry this requote now: the order stays.
+                    kept = true;
+                    self.pause(Rule::RateRoom);
+                    continue;
+                }
                 if fits && stale {
                     self.stats.stale_cancels += 1;
                     self.pause(Rule::Stale);
                 }
-                if fits && !stale && !kept {
-                    kept = true;
-                } else if self.paper.is_none()
+                if self.paper.is_none()
                     && replacing.is_none()
                     && matches!(action, SideAction::Quote(q) if q.purpose != Purpose::ForceExit)
                 {
@@ -705,74 +884,132 @@ impl Core {
             let SideAction::Quote(q) = action else {
                 continue;
             };
-            if kept
+            let blocked = if kept
                 || self
                     .orders
                     .live()
                     .any(|o| o.side() == side && Some(o.req.cl_id) != replacing)
             {
-                if let Some(old) = replacing {
-                    self.cancel_order(old, out);
-                }
+                None
+            } else if cooling {
+                Some(Rule::Cooldown)
+            } else if now < self.reject_until[side as usize] {
+                Some(Rule::Rejected)
+            } else if q.purpose == Purpose::Entry
+                && replacing.is_none()
+                && !self.rate.allows(now, ADD_COST)
+            {
+                Some(Rule::RateRoom)
+            } else {
+                self.place(now, side, q, replacing, d, out);
                 continue;
-            }
-            if cooling {
-                if let Some(old) = replacing {
-                    self.cancel_order(old, out);
-                }
-                self.pause(Rule::Cooldown);
-                continue;
-            }
-            if now < self.reject_until[side as usize] {
-                if let Some(old) = replacing {
-                    self.cancel_order(old, out);
-                }
-                self.pause(Rule::Rejected);
-                continue;
-            }
-            let req = OrderRequest {
-                cl_id: 0,
-                side,
-                price: q.price,
-                qty: q.qty,
-                post_only: q.purpose != Purpose::ForceExit,
-                ioc: q.purpose == Purpose::ForceExit,
-                purpose: q.purpose,
             };
-            match self.orders.open(req, now) {
-                Some(req) => {
-                    out.push(Intent::Journal(JournalEntry {
-                        t: now,
-                        kind: JournalKind::Placed(req),
-                    }));
-                    match replacing {
-                        Some(old) if self.orders.mark_cancel(old) => {
-                            out.push(Intent::Replace { old, new: req });
-                        }
-                        _ => out.push(Intent::Place(req)),
-                    }
-                    if let (Purpose::ForceExit, Some(rule)) = (q.purpose, d.forced_by) {
-                        out.push(Intent::Alert(Alert {
-                            level: AlertLevel::Warning,
-                            kind: AlertKind::ForceExit { rule },
-                        }));
-                    }
-                    if let Some(p) = &mut self.paper {
-                        p.place(&req, &self.book, now);
-                    }
-                }
-                None => {
-                    self.pause(Rule::SlotsFull);
-                    if !std::mem::replace(&mut self.slots_alerted, true) {
-                        out.push(Intent::Alert(Alert {
-                            level: AlertLevel::Critical,
-                            kind: AlertKind::OrderSlotsFull,
-                        }));
-                    }
-                }
+            if let Some(old) = replacing {
+                self.cancel_order(old, out);
+            }
+            if let Some(r) = blocked {
+                self.pause(r);
             }
         }
         self.drain_paper(now, out);
+    }
+
+    /// Whether resting order `o` already is what `action` wants: an entry of the same size
+    /// (it rests until stale), an exit within `requote_ticks` of the target with the size of
+    /// the position, any force exit.
+    fn fits(&self, o: &Order, action: SideAction) -> bool {
+        match action {
+            SideAction::Cancel => false,
+            SideAction::Hold => o.req.purpose != Purpose::Entry,
+            SideAction::Quote(q) => match q.purpose {
+                Purpose::Entry => o.req.purpose == Purpose::Entry && o.req.qty == q.qty,
+                Purpose::Exit => {
+                    let tolerance = self.params.requote_distance.0.max(self.params.tick.0);
+                    o.req.purpose == Purpose::Exit
+                        && (o.price().0 - q.price.0).abs() < tolerance
+                        && o.remaining() == q.qty
+                }
+                Purpose::ForceExit => o.req.purpose == Purpose::ForceExit,
+            },
+        }
+    }
+
+    /// Whether the rate counter has room to requote `o` (an amend in live when it is
+    /// unfilled, else a cancel and an add), leaving the reserve for what never waits.
+    fn rate_room(&mut self, now: Nanos, o: &Order) -> bool {
+        let cost = self.requote_cost(now, o);
+        self.rate.allows(now, cost)
+    }
+
+    fn requote_cost(&self, now: Nanos, o: &Order) -> f64 {
+        let age = now - o.placed_at;
+        if self.paper.is_none() && o.filled.0 == 0 {
+            amend_cost(age)
+        } else {
+            cancel_cost(age) + ADD_COST
+        }
+    }
+
+    /// Opens the order `q` on `side` (as the replacement of `replacing` in live mode).
+    fn place<S: IntentSink>(
+        &mut self,
+        now: Nanos,
+        side: Side,
+        q: strategy::Quote,
+        replacing: Option<ClientId>,
+        d: &Decision,
+        out: &mut S,
+    ) {
+        let req = OrderRequest {
+            cl_id: 0,
+            side,
+            price: q.price,
+            qty: q.qty,
+            post_only: q.purpose != Purpose::ForceExit,
+            ioc: q.purpose == Purpose::ForceExit,
+            purpose: q.purpose,
+        };
+        let old = replacing.and_then(|id| self.orders.get(id).copied());
+        let Some(req) = self.orders.open(req, now) else {
+            if let Some(old) = replacing {
+                self.cancel_order(old, out);
+            }
+            self.pause(Rule::SlotsFull);
+            if !std::mem::replace(&mut self.slots_alerted, true) {
+                out.push(Intent::Alert(Alert {
+                    level: AlertLevel::Critical,
+                    kind: AlertKind::OrderSlotsFull,
+                }));
+            }
+            return;
+        };
+        out.push(Intent::Journal(JournalEntry {
+            t: now,
+            kind: JournalKind::Placed(req),
+        }));
+        match old {
+            Some(o) if self.orders.mark_cancel(o.req.cl_id) => {
+                let cost = self.requote_cost(now, &o);
+                self.rate.spend(now, cost);
+                out.push(Intent::Replace {
+                    old: o.req.cl_id,
+                    new: req,
+                });
+            }
+            _ => {
+                self.rate.spend(now, ADD_COST);
+                out.push(Intent::Place(req));
+            }
+        }
+        if let (Purpose::ForceExit, Some(rule)) = (q.purpose, d.forced_by) {
+            out.push(Intent::Alert(Alert {
+                level: AlertLevel::Warning,
+                kind: AlertKind::ForceExit { rule },
+            }));
+        }
+        if let Some(p) = &mut self.paper {
+            p.place(&req, &self.book, now);
+        }
     }
 
     // ---- read access for dashboards, reports and tests ----
@@ -879,5 +1116,7 @@ impl Core {
     }
 }
 
+#[cfg(test)]
+mod live_tests;
 #[cfg(test)]
 mod tests;

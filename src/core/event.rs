@@ -93,6 +93,9 @@ pub enum OrderEvent {
         /// Base currency (BTC).
         base: Qty,
     },
+    /// The worker finished a fill poll (every fill it found came before this): a balance
+    /// that disagreed with the position before the poll must agree now.
+    Polled,
 }
 
 /// What an order is for; decides its price rule and fee.
@@ -187,6 +190,16 @@ pub enum AlertKind {
         /// The position in lots.
         position: i64,
     },
+    /// The exchange's base balance disagrees with baseline + the bot's position across a fill
+    /// poll: quoting is paused until they agree.
+    PositionDrift {
+        /// The base balance reported.
+        reported: Qty,
+        /// Baseline + position, in lots.
+        expected: i64,
+    },
+    /// The base balance agrees with baseline + position again: quoting resumes.
+    DriftResolved,
     /// The instrument's precision changed; the book was rebuilt.
     InstrumentChanged,
     /// More than the bounded number of orders would be in flight: an execution fault.
@@ -249,6 +262,8 @@ pub enum Intent {
     Snapshot,
     /// Something to append to the fill journal (restored on the next start).
     Journal(JournalEntry),
+    /// Live: fetch the exchange's balances soon (a position drift is being checked).
+    CheckBalances,
 }
 
 /// One journal record: what changed the core's orders or account, and when. Replaying them
@@ -279,6 +294,14 @@ pub enum JournalKind {
         peak: Cash,
         /// Largest drawdown, ppm of its peak.
         max_drawdown_ppm: i64,
+    },
+    /// Live: a run's first balances funded the bot (its cash, and the account's base that is
+    /// not the bot's). Balance reports themselves are checks and restore nothing.
+    Funded {
+        /// The account's base units that are not the bot's.
+        baseline: Qty,
+        /// The bot's cash: what it may commit.
+        cash: Cash,
     },
 }
 
@@ -384,11 +407,18 @@ pub enum Rule {
     /// The venue refused an order on this side (other than post-only): new orders there
     /// wait 1 s, doubling per refusal in a row up to 60 s, instead of retrying every tick.
     Rejected,
+    /// Live: the exchange's base balance disagrees with baseline + position across a fill
+    /// poll: no new entries until they agree.
+    Drift,
+    /// Live: the account's balances have not arrived yet: nothing is quoted before them.
+    Unfunded,
+    /// Kraken's trading rate counter has no room: a requote (or a new entry) waits.
+    RateRoom,
 }
 
 impl Rule {
     /// Number of rules.
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 19;
     /// All rules in counter order.
     pub const ALL: [Rule; Rule::COUNT] = [
         Rule::BookInvalid,
@@ -407,6 +437,9 @@ impl Rule {
         Rule::SlotsFull,
         Rule::ExchangeStatus,
         Rule::Rejected,
+        Rule::Drift,
+        Rule::Unfunded,
+        Rule::RateRoom,
     ];
 
     /// Snake-case name (JSON keys, metrics labels).
@@ -429,6 +462,9 @@ impl Rule {
             Rule::SlotsFull => "slots_full",
             Rule::ExchangeStatus => "exchange_status",
             Rule::Rejected => "rejected",
+            Rule::Drift => "drift",
+            Rule::Unfunded => "awaiting_balances",
+            Rule::RateRoom => "rate_limit",
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod event;
 pub mod money;
 pub mod orders;
 pub mod paper;
+pub mod ratecounter;
 pub mod settings;
 pub mod signals;
 pub mod strategy;

@@ -284,7 +284,7 @@ impl OrderManager {
                 cum_cost,
                 cum_fee,
             } => self.on_fill(cl_id, cum_qty, cum_cost, cum_fee),
-            OrderEvent::Balances { .. } => OrderUpdate::None,
+            OrderEvent::Balances { .. } | OrderEvent::Polled => OrderUpdate::None,
         }
     }
 

@@ -9,6 +9,18 @@
 
 use crate::core::money::{Decimal, NumError};
 use crate::core::paper::FillModel;
+use crate::core::ratecounter::Tier;
+
+/// What the drawdown stop does with an open position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDrawdown {
+    /// Cancel everything, force-exit the bot's own position until flat, then stop.
+    #[default]
+    Flatten,
+    /// Cancel everything and keep the position; equity is still marked and alerted.
+    Hold,
+}
 
 /// The core's settings for one symbol (see `config/wildbot.toml` for each key's meaning).
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +56,18 @@ pub struct Settings {
     pub max_drawdown_pct: f64,
     pub exit_slippage_bps: f64,
     pub starting_capital: Decimal,
+    /// Live: base units of the account that are not the bot's (`None`: the balance at start).
+    pub base_baseline: Option<Decimal>,
+    /// Live: most quote currency the bot may commit (`None`: all of the available balance).
+    pub quote_budget: Option<Decimal>,
+    /// What the drawdown stop does with an open position.
+    pub on_drawdown: OnDrawdown,
+    /// A resting exit is replaced only when its target moved by at least this many ticks.
+    pub requote_ticks: u32,
+    /// Profit target: the exit is never closer to the average entry than 2 x maker fee + this.
+    pub profit_bps: f64,
+    /// Kraken's trading rate counter the core stays within (requotes wait for room).
+    pub rate_tier: Tier,
     /// How the paper venue decides a fill.
     pub fill_model: FillModel,
     /// Paper orders reach the simulated venue this long after they are placed.
@@ -92,6 +116,12 @@ impl Default for Settings {
             max_drawdown_pct: 50.0,
             exit_slippage_bps: 10.0,
             starting_capital: dec("10000"),
+            base_baseline: None,
+            quote_budget: None,
+            on_drawdown: OnDrawdown::Flatten,
+            requote_ticks: 5,
+            profit_bps: 4.0,
+            rate_tier: Tier::Starter,
             fill_model: FillModel::Cross,
             order_latency_ms: 0,
             feed_latency_ms: 0,

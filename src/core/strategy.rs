@@ -8,7 +8,7 @@
 //!
 //! | rule | acts on |
 //! |---|---|
-//! | entry / exit offsets, inventory skew | quote prices |
+//! | entry / exit offsets, inventory skew | quote prices; the exit never nearer the entry than 2 × maker fee + profit |
 //! | no churn | long → sells only; short → buys only |
 //! | momentum filter | up-move: no sell; down-move: no buy |
 //! | volatility gate | entries only when volatility > `min_volatility_bps` |
@@ -16,7 +16,9 @@
 //! | position limit | open orders + position never exceed `max_position` |
 //! | affordability | buy needs cash for price × qty + fee; live: sell needs base |
 //! | minimum size | qty ≥ qty_min and price × qty ≥ cost_min |
-//! | stop-loss / time stop | force exit: a limit order through the touch by ≤ `exit_slippage_bps` |
+//! | stop-loss / time stop | force exit: a limit order through the touch by ≤ `exit_slippage_bps`; latched until flat |
+//! | dust | a position below `qty_min` counts as flat for entries (no order can exit it) |
+//! | live inventory | sells never reach into the baseline; buys never spend beyond the budget |
 //! | stale order, fill cooldown, drawdown stop | enforced by the engine |
 
 use crate::core::accounting::Accounting;
@@ -26,7 +28,8 @@ use crate::core::event::{Rule, Side};
 use crate::core::money::{Cash, FinePrice, PPM_ONE, Ppm, Price, Qty};
 use crate::core::money::{Decimal, Precision};
 use crate::core::orders::{OrderManager, OrderState};
-use crate::core::settings::{Settings, SettingsError};
+use crate::core::ratecounter::Tier;
+use crate::core::settings::{OnDrawdown, Settings, SettingsError};
 use crate::core::signals::Signals;
 use crate::core::time::{MS, Nanos, SEC};
 use crate::core::wire::parse::InstrumentInfo;
@@ -87,6 +90,18 @@ pub struct Params {
     pub vol_window_ns: Nanos,
     /// Paper starting capital.
     pub starting_capital: Cash,
+    /// Live: the account's base units that are not the bot's (`None`: the balance at start).
+    pub baseline: Option<Qty>,
+    /// Live: the most quote the bot may commit (`None`: all of the available balance).
+    pub quote_budget: Option<Cash>,
+    /// What the drawdown stop does with an open position.
+    pub on_drawdown: OnDrawdown,
+    /// A resting exit whose target moved by less than this stays.
+    pub requote_distance: Price,
+    /// The exit is never closer to the average entry than this (2 x maker fee + profit).
+    pub exit_floor: Ppm,
+    /// The trading rate counter the core keeps within.
+    pub rate_tier: Tier,
 }
 
 impl Params {
@@ -129,14 +144,17 @@ impl Params {
         let cost_min_d = instrument.and_then(|i| i.cost_min).unwrap_or(s.cost_min);
         let cost_min = Cash::from_decimal_round_up(cost_min_d, cash_prec);
         let capital = Cash::from_decimal_round_up(s.starting_capital, cash_prec);
+        let tick = i64::try_from(tick.max(1))
+            .map_err(|_| SettingsError::OutOfRange { key: "tick_size" })?;
+        let baseline = s
+            .base_baseline
+            .map(|d| qty("base_baseline", d))
+            .transpose()?;
         Ok(Params {
             live: s.live_mode,
             price_precision: pp,
             qty_precision: qp,
-            tick: Price(
-                i64::try_from(tick.max(1))
-                    .map_err(|_| SettingsError::OutOfRange { key: "tick_size" })?,
-            ),
+            tick: Price(tick),
             qty_min,
             cost_min,
             order_qty: qty("order_qty", s.order_qty)?,
@@ -159,6 +177,15 @@ impl Params {
             ema_window: s.ema_window,
             vol_window_ns: i64::from(s.vol_window_s) * SEC,
             starting_capital: capital,
+            baseline,
+            // Rounded down: the bot never commits more than the user allowed.
+            quote_budget: s
+                .quote_budget
+                .map(|d| Cash::from_decimal_round_down(d, cash_prec)),
+            on_drawdown: s.on_drawdown,
+            requote_distance: Price(tick.saturating_mul(i64::from(s.requote_ticks))),
+            exit_floor: Ppm::from_bps(2.0 * s.maker_fee_bps + s.profit_bps),
+            rate_tier: s.rate_tier,
         })
     }
 
@@ -169,6 +196,12 @@ impl Params {
             price: self.price_precision,
             qty: self.qty_precision,
         }
+    }
+
+    /// A position no order can exit (below the instrument's minimum size): treated as flat.
+    #[must_use]
+    pub fn is_dust(&self, position: i64) -> bool {
+        position != 0 && position.unsigned_abs() < self.qty_min.0
     }
 
     /// Decimals of [`Cash`] amounts.
@@ -258,6 +291,11 @@ pub struct Inputs<'a> {
     pub acct: &'a Accounting,
     /// Our live orders.
     pub orders: &'a OrderManager,
+    /// A stop that fired and holds until the position is flat (the engine latches it):
+    /// the exit is forced whatever the price does.
+    pub latched: Option<Rule>,
+    /// A rule holding back every new entry (a position drift, a drawdown stop).
+    pub no_entries: Option<Rule>,
 }
 
 /// The seed strategy for one tick. Pure: same inputs, same decision.
@@ -286,12 +324,16 @@ pub fn decide(p: &Params, inp: &Inputs<'_>) -> Decision {
     let up = p.momentum_filter && mom > p.momentum_threshold_bps;
     let down = p.momentum_filter && mom < -p.momentum_threshold_bps;
 
-    if pos != 0 {
+    if pos != 0 && !p.is_dust(pos) {
         exit_decision(p, inp, &mut d, micro, bid, ask, skew, spread_ok, up, down);
         return d;
     }
+    if let Some(r) = inp.no_entries {
+        d.block(r);
+        return d;
+    }
 
-    // Flat: two entry quotes, both gated by volatility and spread.
+    // Flat (or dust, which no order can exit): two entry quotes, gated by volatility and spread.
     // Strictly above the threshold, as the seed rule says; a threshold of 0 turns the gate off
     // (a frozen market has volatility exactly 0, which "> 0" would still block).
     let vol_ok = p.min_volatility_bps <= 0.0 || inp.signals.vol_bps() > p.min_volatility_bps;
@@ -383,7 +425,9 @@ fn exit_decision(
         .acct
         .trip
         .is_some_and(|t| inp.now - t.opened_at > p.max_hold_ns);
-    let forced = if stop {
+    let forced = if let Some(r) = inp.latched {
+        Some(r)
+    } else if stop {
         Some(Rule::StopLoss)
     } else if held_too_long {
         Some(Rule::TimeStop)
@@ -401,8 +445,18 @@ fn exit_decision(
         } else {
             ask.fine().scale(p.exit_slippage).floor_to_tick(p.tick)
         };
+        // Live, long: never more than the account really holds above the baseline.
+        let qty = if p.live && long {
+            Qty(qty.0.min(inp.acct.sellable().max(0).unsigned_abs()))
+        } else {
+            qty
+        };
         if qty < p.qty_min {
-            d.block(Rule::MinSize);
+            d.block(if p.live && long {
+                Rule::Affordability
+            } else {
+                Rule::MinSize
+            });
             SideAction::Hold
         } else {
             SideAction::Quote(Quote {
@@ -412,15 +466,15 @@ fn exit_decision(
             })
         }
     } else {
+        // The skew moves the exit toward the touch, but never closer to the average entry than
+        // both sides' fees plus the profit target: a skewed exit must still win.
         let price = if long {
-            let raw = avg
-                .scale(Ppm(p.exit_offset.0 + skew.0))
-                .ceil_to_tick(p.tick);
+            let away = (p.exit_offset.0 + skew.0).max(p.exit_floor.0);
+            let raw = avg.scale(Ppm(away)).ceil_to_tick(p.tick);
             raw.max(Price(bid.0 + p.tick.0))
         } else {
-            let raw = avg
-                .scale(Ppm(-p.exit_offset.0 + skew.0))
-                .floor_to_tick(p.tick);
+            let away = (p.exit_offset.0 - skew.0).max(p.exit_floor.0);
+            let raw = avg.scale(Ppm(-away)).floor_to_tick(p.tick);
             raw.min(Price(ask.0 - p.tick.0))
         };
         if !spread_ok {
@@ -494,10 +548,11 @@ fn affordable(
                 .sum();
             let cost = Cash::notional(price, qty);
             let fee = cost.times_ppm_ceil(fee_rate);
-            inp.acct.cash.0 - reserved >= cost.0 + fee.0
+            inp.acct.spendable().0 - reserved >= cost.0 + fee.0
         }
-        // Spot: a live sell needs the base currency. Paper may go short.
-        Side::Sell => !p.live || inp.acct.position >= i64::try_from(qty.0).unwrap_or(i64::MAX),
+        // Spot: a live sell needs the bot's own base, and never reaches into the baseline (the
+        // user's holding). Paper may go short.
+        Side::Sell => !p.live || inp.acct.sellable() >= i64::try_from(qty.0).unwrap_or(i64::MAX),
     }
 }
 

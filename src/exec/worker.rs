@@ -27,9 +27,9 @@ use crate::core::event::{
     CancelReason, ClientId, Intent, OrderEvent, OrderRequest, RejectReason, Side,
 };
 use crate::core::money::{Cash, Decimal, Precision, Qty};
+use crate::core::ratecounter::{ADD_COST, Tier, TradingCounter, amend_cost, cancel_cost};
 use crate::core::time::Nanos;
 use crate::kraken::errors::KrakenError;
-use crate::kraken::ratecounter::{ADD_COST, Tier, TradingCounter, amend_cost, cancel_cost};
 use crate::kraken::rest::{AddOrder, Credentials, OrderInfo, RestClient};
 use crate::side::journal::{JournalSender, Record};
 use crate::side::status::{WorkerReport, histogram};

@@ -543,6 +543,7 @@ impl<'a> Feed<'a> {
                     self.send_to_worker(intent);
                     measured = true;
                 }
+                Intent::CheckBalances => self.send_to_worker(intent),
                 Intent::Replace { new, .. } => {
                     self.s.orders_cancelled += 1;
                     self.new_order(new);

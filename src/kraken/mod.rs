@@ -2,6 +2,5 @@
 //! worker build on these).
 
 pub mod errors;
-pub mod ratecounter;
 pub mod rest;
 pub mod sign;

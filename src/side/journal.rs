@@ -267,7 +267,14 @@ pub fn encode(r: &Record, p: Precision) -> String {
                         l.quote = cash(quote);
                         l.base = qty(base);
                     }
+                    // Never journaled (the core keeps polls out); written as a marker if asked.
+                    OrderEvent::Polled => l.event = "polled".into(),
                 },
+                JournalKind::Funded { baseline, cash: c } => {
+                    l.event = "funded".into();
+                    l.base = qty(baseline);
+                    l.quote = cash(c);
+                }
                 JournalKind::Equity {
                     start,
                     peak,
@@ -369,6 +376,11 @@ pub fn decode(text: &str, p: Precision) -> Result<Record, LineError> {
             quote: cash(&l.quote, "quote")?,
             base: qty(&l.base, "base")?,
         }),
+        "polled" => JournalKind::Order(OrderEvent::Polled),
+        "funded" => JournalKind::Funded {
+            baseline: qty(&l.base, "base")?,
+            cash: cash(&l.quote, "quote")?,
+        },
         "equity" => JournalKind::Equity {
             start: cash(&l.start, "start")?,
             peak: cash(&l.peak, "peak")?,

@@ -6,10 +6,10 @@ use crate::core::money::{Cash, Price, Qty};
 use crate::core::stubs;
 use crate::core::time::SEC;
 
-const USD: i128 = 1_000_000_000;
+pub(super) const USD: i128 = 1_000_000_000;
 
 /// The stub settings (quoting allowed in a quiet test market) changed by `f`.
-fn cfg(f: impl FnOnce(&mut Settings)) -> Settings {
+pub(super) fn cfg(f: impl FnOnce(&mut Settings)) -> Settings {
     let mut s = stubs::settings();
     f(&mut s);
     s
@@ -22,7 +22,12 @@ fn levels(v: &[(f64, f64)]) -> String {
         .join(",")
 }
 
-fn book(typ: &str, bids: &[(f64, f64)], asks: &[(f64, f64)], checksum: Option<u32>) -> String {
+pub(super) fn book(
+    typ: &str,
+    bids: &[(f64, f64)],
+    asks: &[(f64, f64)],
+    checksum: Option<u32>,
+) -> String {
     let ck = checksum
         .map(|c| format!(r#","checksum":{c}"#))
         .unwrap_or_default();
@@ -33,34 +38,47 @@ fn book(typ: &str, bids: &[(f64, f64)], asks: &[(f64, f64)], checksum: Option<u3
     )
 }
 
-fn snap(bid: f64, ask: f64) -> String {
+pub(super) fn snap(bid: f64, ask: f64) -> String {
     book("snapshot", &[(bid, 1.0)], &[(ask, 1.0)], None)
 }
 
-struct Run {
-    core: Core,
+pub(super) struct Run {
+    pub(super) core: Core,
     out: Vec<Intent>,
 }
 
 impl Run {
-    fn new(c: &Settings) -> Run {
+    pub(super) fn new(c: &Settings) -> Run {
         Run {
             core: Core::new(c, 1).unwrap(),
             out: Vec::with_capacity(64),
         }
     }
-    fn frame(&mut self, t: Nanos, f: &str) -> Vec<Intent> {
+    /// A live core whose account reported `quote` USD and `base` lots (a fresh account: the
+    /// bot's own inventory starts at zero whatever the base balance is).
+    pub(super) fn funded(c: &Settings, quote_usd: i128, base: u64) -> Run {
+        let mut r = Run::new(c);
+        r.ev(
+            0,
+            Event::Order(OrderEvent::Balances {
+                quote: Cash(quote_usd * USD),
+                base: Qty(base),
+            }),
+        );
+        r
+    }
+    pub(super) fn frame(&mut self, t: Nanos, f: &str) -> Vec<Intent> {
         self.core
             .handle(t, Event::Frame(f.as_bytes()), &mut self.out);
         std::mem::take(&mut self.out)
     }
-    fn ev(&mut self, t: Nanos, e: Event<'_>) -> Vec<Intent> {
+    pub(super) fn ev(&mut self, t: Nanos, e: Event<'_>) -> Vec<Intent> {
         self.core.handle(t, e, &mut self.out);
         std::mem::take(&mut self.out)
     }
 }
 
-fn places(v: &[Intent]) -> Vec<OrderRequest> {
+pub(super) fn places(v: &[Intent]) -> Vec<OrderRequest> {
     v.iter()
         .filter_map(|i| {
             if let Intent::Place(r) = i {
@@ -72,13 +90,13 @@ fn places(v: &[Intent]) -> Vec<OrderRequest> {
         .collect()
 }
 
-fn cancels(v: &[Intent]) -> usize {
+pub(super) fn cancels(v: &[Intent]) -> usize {
     v.iter()
         .filter(|i| matches!(i, Intent::Cancel { .. }))
         .count()
 }
 
-fn trade(side: &str, price: f64) -> String {
+pub(super) fn trade(side: &str, price: f64) -> String {
     format!(
         r#"{{"channel":"trade","type":"update","data":[{{"symbol":"BTC/USD","side":"{side}","price":{price:.1},"qty":0.50000000,"ord_type":"market","trade_id":1,"timestamp":"2026-01-01T00:00:00.000000Z"}}]}}"#
     )
@@ -150,7 +168,7 @@ fn crossed_book_resubscribes() {
 
 #[test]
 fn disconnect_cancels_everything_and_alerts() {
-    let mut r = Run::new(&cfg(|s| s.live_mode = true));
+    let mut r = Run::funded(&cfg(|s| s.live_mode = true), 10_000, 0);
     r.frame(SEC, &snap(59_999.9, 60_000.1));
     // Live with no BTC: only the buy is out (a live sell needs the base currency).
     assert_eq!(r.core.orders().live_count(), 1);
@@ -183,7 +201,7 @@ fn stale_orders_are_cancelled_and_requoted() {
 
 #[test]
 fn live_stale_orders_are_requoted_in_one_replace() {
-    let mut r = Run::new(&cfg(|s| s.live_mode = true));
+    let mut r = Run::funded(&cfg(|s| s.live_mode = true), 10_000, 0);
     r.frame(SEC, &snap(59_999.9, 60_000.1));
     let first = places(&r.ev(SEC + MS, Event::Timer));
     let first = match first.as_slice() {
@@ -261,8 +279,9 @@ fn paper_fill_books_position_and_places_the_exit_after_the_cooldown() {
     let p = places(&out);
     assert_eq!(p.len(), 1);
     assert_eq!((p[0].side, p[0].purpose), (Side::Sell, Purpose::Exit));
-    // 59880 × 1.0034 (exit 36 bps − skew 2 bps) = 60083.592 → 60083.6
-    assert_eq!(p[0].price, Price(600_836));
+    // Exit 36 bps − skew 2 bps is below the floor 2 × 16 + 4 = 36 bps: held there.
+    // 59880 × 1.0036 = 60095.568 → 60095.6
+    assert_eq!(p[0].price, Price(600_956));
 }
 
 #[test]
@@ -313,7 +332,7 @@ fn drawdown_stop_cancels_everything_and_stops() {
 
 #[test]
 fn live_fills_are_booked_once_even_when_reported_twice() {
-    let mut r = Run::new(&cfg(|s| s.live_mode = true));
+    let mut r = Run::funded(&cfg(|s| s.live_mode = true), 10_000, 0);
     let out = r.frame(SEC, &snap(59_999.9, 60_000.1));
     let buy = places(&out)
         .into_iter()
@@ -336,7 +355,7 @@ fn live_fills_are_booked_once_even_when_reported_twice() {
 
 #[test]
 fn post_only_rejection_reaches_the_core_as_a_rejection() {
-    let mut r = Run::new(&cfg(|s| s.live_mode = true));
+    let mut r = Run::funded(&cfg(|s| s.live_mode = true), 10_000, 0);
     let out = r.frame(SEC, &snap(59_999.9, 60_000.1));
     let id = places(&out)[0].cl_id;
     let out = r.ev(
@@ -638,7 +657,7 @@ fn open_req() -> OrderRequest {
 /// then 2 s after a second refusal in a row; an acceptance resets the wait.
 #[test]
 fn refused_orders_back_off_instead_of_retrying_every_tick() {
-    let mut r = Run::new(&cfg(|s| s.live_mode = true));
+    let mut r = Run::funded(&cfg(|s| s.live_mode = true), 10_000, 0);
     r.frame(SEC, &snap(59_999.9, 60_000.1));
     let buy = |v: &[Intent]| places(v).into_iter().find(|p| p.side == Side::Buy);
     let mut t = SEC + MS;

@@ -20,6 +20,7 @@ struct World {
     acct: Accounting,
     orders: OrderManager,
     now: Nanos,
+    latched: Option<Rule>,
 }
 
 fn usd(x: f64) -> i64 {
@@ -36,6 +37,7 @@ impl World {
             acct: Accounting::new(Cash(10_000 * USD)),
             orders: OrderManager::new(1),
             now: 1_000 * SEC,
+            latched: None,
             p,
         };
         w.set_book(59_999.9, 60_000.1);
@@ -92,6 +94,8 @@ impl World {
                 signals: &self.sig,
                 acct: &self.acct,
                 orders: &self.orders,
+                latched: self.latched,
+                no_entries: None,
             },
         )
     }
@@ -188,20 +192,53 @@ fn no_churn_only_the_closing_side_while_holding() {
 #[test]
 fn inventory_skew_moves_quotes_against_the_position() {
     let mut w = World::new();
+    w.p.exit_offset = Ppm::from_bps(40.0);
     w.position(100_000, 60_000.0, SEC);
-    // skew = −0.5 × (0.001 / 0.005) × 20 bps = −2 bps → 60000 × 1.0034 = 60204.0
+    // skew = −0.5 × (0.001 / 0.005) × 20 bps = −2 bps → 60000 × (1 + 40 − 2 bps) = 60228.0
     assert_eq!(w.p.skew(100_000), Ppm(-200));
-    assert_eq!(quote(w.decide().sell).price, Price(usd(60_204.0)));
+    assert_eq!(quote(w.decide().sell).price, Price(usd(60_228.0)));
     let mut w = World::new();
+    w.p.exit_offset = Ppm::from_bps(40.0);
     w.position(-100_000, 60_000.0, SEC);
-    // short: +2 bps → 60000 × 0.9966 = 59796.0
-    assert_eq!(quote(w.decide().buy).price, Price(usd(59_796.0)));
+    // short: +2 bps → 60000 × (1 − 40 + 2 bps) = 59772.0
+    assert_eq!(quote(w.decide().buy).price, Price(usd(59_772.0)));
     // Not acting: flat, or skew_factor 0.
     assert_eq!(w.p.skew(0), Ppm(0));
     let mut w = World::new();
+    w.p.exit_offset = Ppm::from_bps(40.0);
     w.p.skew_milli = 0;
     w.position(100_000, 60_000.0, SEC);
-    assert_eq!(quote(w.decide().sell).price, Price(usd(60_216.0)));
+    assert_eq!(quote(w.decide().sell).price, Price(usd(60_240.0)));
+}
+
+#[test]
+fn skew_never_pulls_the_exit_below_both_fees_and_the_profit() {
+    // One lot at a time (max_position = order_qty): every position is a full one, skew
+    // −0.5 × 20 = −10 bps. Unfloored the exit would be 36 − 10 = 26 bps, below the 32 bps
+    // of fees: every round trip a loss. Held at 2 × 16 + 4 = 36 bps.
+    for (long, expect) in [(true, 60_216.0), (false, 59_784.0)] {
+        let mut w = World::new();
+        w.p.max_position = w.p.order_qty;
+        let pos = if long { 100_000 } else { -100_000 };
+        assert_eq!(w.p.skew(pos), Ppm(if long { -1_000 } else { 1_000 }));
+        w.position(pos, 60_000.0, SEC);
+        let d = w.decide();
+        let q = quote(if long { d.sell } else { d.buy });
+        assert_eq!(q.price, Price(usd(expect)), "long {long}");
+        // The round trip at that exit, after both maker fees, wins.
+        let entry = 60_000.0 * 0.001;
+        let exit = expect * 0.001;
+        let fees = (entry + exit) * 16e-4;
+        let gross = if long { exit - entry } else { entry - exit };
+        assert!(gross - fees > 0.0, "long {long}: {gross} - {fees}");
+    }
+    // Above the floor the skew still acts.
+    let mut w = World::new();
+    w.p.max_position = w.p.order_qty;
+    w.p.exit_offset = Ppm::from_bps(50.0);
+    w.position(100_000, 60_000.0, SEC);
+    // 50 − 10 = 40 bps → 60240.0
+    assert_eq!(quote(w.decide().sell).price, Price(usd(60_240.0)));
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Kraken's per-pair trading rate counter, modelled locally so the worker holds back a requote
-//! before Kraken answers `EOrder:Rate limit exceeded`.
+//! Kraken's per-pair trading rate counter, modelled locally: the core decides requotes within
+//! its room, and the worker holds back a request before Kraken answers
+//! `EOrder:Rate limit exceeded`.
 //!
 //! Kraken's rules (kraken-facts.md §6): adding an order costs 1; cancelling or amending costs
 //! more the younger the order is; the counter decays continuously at the tier's rate; going
