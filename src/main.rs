@@ -139,6 +139,12 @@ enum Command {
         /// Paper trade instead of trading live against the simulator's REST API.
         #[arg(long)]
         paper: bool,
+        /// BTC the simulated account holds at start (the user's: never sold by the bot).
+        #[arg(long, default_value = "0")]
+        base: String,
+        /// USD the simulated account holds at start.
+        #[arg(long, default_value = "10000")]
+        quote: String,
         #[command(flatten)]
         session: SessionArgs,
     },
@@ -168,6 +174,8 @@ fn main() -> ExitCode {
             step_ms,
             tls,
             paper,
+            base,
+            quote,
             session,
         } => demo(
             config.as_deref(),
@@ -177,6 +185,8 @@ fn main() -> ExitCode {
                 step_ms,
                 tls,
                 paper,
+                base,
+                quote,
             },
             &session,
         ),

@@ -63,6 +63,19 @@ fn demo_trades_for_twenty_seconds_and_summarises_as_json() {
     assert_eq!(s["execution_faults"], 0);
     assert!(s["ticks"].as_u64().unwrap() > 1000, "{s}");
     assert!(s["orders_placed"].as_u64().unwrap() > 0, "{s}");
+    // Calm requoting: a few orders a second at most, and most of what the core decides
+    // reaches the exchange (little is collapsed unsent in the worker's queue).
+    let (sent, decided) = (
+        s["orders_placed"].as_u64().unwrap(),
+        s["orders_decided"].as_u64().unwrap(),
+    );
+    assert!(s["orders_per_s"].as_f64().unwrap() <= 3.0, "{s}");
+    assert!(sent <= decided && sent * 5 >= decided * 4, "{s}");
+    assert_eq!(
+        sent + s["orders_collapsed"].as_u64().unwrap(),
+        decided,
+        "{s}"
+    );
     assert!(s["fills"].as_u64().unwrap() > 0, "{s}");
     assert!(
         s["fees_paid"].as_f64().unwrap() > 0.0,

@@ -171,9 +171,10 @@ fn paper_kill_9_restart_restores_the_account_it_had() {
     status_until(&bot.url, Duration::from_secs(90), |s| {
         s["counters"]["fills"].as_u64().unwrap_or(0) >= 3
     });
-    // Freeze the market, let the last status through, then crash.
+    // Freeze the market, let the last status and equity record through (equity is journaled
+    // at most once a second), then crash.
     ws.faults().silent.store(true, Ordering::SeqCst);
-    std::thread::sleep(Duration::from_millis(800));
+    std::thread::sleep(Duration::from_millis(1500));
     let before = common::get(&format!("{}/api/status", bot.url), None).json();
     kill9(bot);
     tear(&journal);
@@ -246,11 +247,23 @@ fn a_live_run_that_falls_back_to_paper_leaves_the_live_journal_alone() {
         temp("journal-fallback.jsonl"),
     );
     std::fs::write(&journal, "").unwrap();
-    write_config(&config, &ws.url(), Some(&rest.url()), &journal);
+    // Nothing listens at rest_url: the API is unreachable (a refused key is fatal instead).
+    drop(rest);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    write_config(
+        &config,
+        &ws.url(),
+        Some(&format!("http://127.0.0.1:{port}")),
+        &journal,
+    );
     let out = bin()
         .args(["run", "--duration", "3", "--json", "--config"])
         .arg(&config)
-        .env("KRAKEN_API_KEY", "not-the-demo-key")
+        .env("KRAKEN_API_KEY", DEMO_KEY)
         .env("KRAKEN_API_SECRET", DEMO_SECRET)
         .output()
         .unwrap();

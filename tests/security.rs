@@ -21,38 +21,68 @@ fn leaks(text: &str) -> Vec<&'static str> {
         .collect()
 }
 
-#[test]
-fn sentinel_secrets_appear_in_no_output() {
-    let ws = Simulator::start(SimConfig::default()).unwrap();
-    // The exchange refuses the sentinel key: the refusal is logged, the key is not.
-    let rest = RestSim::start("10000", "0", ws.market()).unwrap();
-    let cfg = std::env::temp_dir().join(format!("wildbot-secrets-{}.toml", std::process::id()));
+fn write_config(path: &std::path::Path, ws: &str, rest: &str) {
     std::fs::write(
-        &cfg,
+        path,
         format!(
-            "live_mode = true\nws_url = \"{}\"\nrest_url = \"{}\"\nlog_level = \"debug\"\n\
-             dashboard_bind = \"127.0.0.1:0\"\ntelegram_api_url = \"http://127.0.0.1:9\"\n",
-            ws.url(),
-            rest.url()
+            "live_mode = true\nws_url = \"{ws}\"\nrest_url = \"{rest}\"\nlog_level = \"debug\"\n\
+             dashboard_bind = \"127.0.0.1:0\"\ntelegram_api_url = \"http://127.0.0.1:9\"\n\
+             rest_timeout_ms = 500\n"
         ),
     )
     .unwrap();
-    let mut c = bin();
-    c.args(["run", "--json", "--config"])
-        .arg(&cfg)
-        .env("KRAKEN_API_KEY", KEY)
+}
+
+fn with_secrets(c: &mut std::process::Command) -> &mut std::process::Command {
+    c.env("KRAKEN_API_KEY", KEY)
         .env("KRAKEN_API_SECRET", SECRET)
         .env("TELEGRAM_BOT_TOKEN", TOKEN)
-        .env("TELEGRAM_CHAT_ID", "42");
+        .env("TELEGRAM_CHAT_ID", "42")
+}
+
+#[test]
+fn sentinel_secrets_appear_in_no_output() {
+    let ws = Simulator::start(SimConfig::default()).unwrap();
+    let cfg = std::env::temp_dir().join(format!("wildbot-secrets-{}.toml", std::process::id()));
+    // The exchange refuses the sentinel key: a fatal configuration error (exit 2) whose
+    // message quotes Kraken, never the key.
+    let rest = RestSim::start("10000", "0", ws.market()).unwrap();
+    write_config(&cfg, &ws.url(), &rest.url());
+    let out = with_secrets(bin().args(["run", "--json", "--duration", "5", "--config"]))
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("EAPI:Invalid key"), "{stderr}");
+    assert!(
+        leaks(&stdout).is_empty(),
+        "stdout leaks {:?}",
+        leaks(&stdout)
+    );
+    assert!(
+        leaks(&stderr).is_empty(),
+        "stderr leaks {:?}",
+        leaks(&stderr)
+    );
+    // An unreachable API: the session runs on paper with every secret in its environment.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    write_config(&cfg, &ws.url(), &format!("http://127.0.0.1:{port}"));
+    let mut c = bin();
+    with_secrets(c.args(["run", "--json", "--config"]).arg(&cfg));
     let bot = Bot::spawn(c);
     std::fs::remove_file(&cfg).unwrap();
     let s = common::status_until(&bot.url, Duration::from_secs(20), |s| {
         s["counters"]["ticks"].as_u64().unwrap_or(0) > 0
     });
-    assert_eq!(
-        s["live_fallback"], true,
-        "the sentinel key was refused: {s}"
-    );
+    assert_eq!(s["live_fallback"], true, "the API was unreachable: {s}");
     for path in ["/", "/api/status", "/metrics", "/health"] {
         let body = get(&format!("{}{path}", bot.url), None).body;
         assert!(leaks(&body).is_empty(), "{path} leaks {:?}", leaks(&body));

@@ -22,6 +22,7 @@ fn market() -> Arc<Mutex<MarketView>> {
 
 fn cfg(sim: &RestSim) -> WorkerConfig {
     WorkerConfig {
+        symbol: "BTC/USD".into(),
         rest_url: sim.url(),
         pair: "XBTUSD".into(),
         precision: wildbot::core::Precision { price: 1, qty: 8 },

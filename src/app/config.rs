@@ -435,6 +435,7 @@ impl Config {
         WorkerConfig {
             rest_url: self.rest_url.clone(),
             pair: self.rest_pair.clone(),
+            symbol: self.symbol.clone(),
             precision: self.precision(),
             min_interval: Duration::from_millis(self.rest_min_interval_ms),
             fill_poll: Duration::from_secs(self.fill_poll_s),

@@ -14,7 +14,7 @@ use crate::sim::rest::{DEMO_KEY, DEMO_SECRET, RestSim};
 use crate::sim::{SimConfig, SimTls, Simulator};
 
 /// The demo's own choices (`wildbot demo --help`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DemoArgs {
     /// Seed of the simulated market.
     pub seed: u64,
@@ -26,6 +26,10 @@ pub struct DemoArgs {
     pub tls: bool,
     /// Paper trade instead of trading live against the simulator's REST API.
     pub paper: bool,
+    /// Base (BTC) the simulated account holds at start, decimal text.
+    pub base: String,
+    /// Quote (USD) the simulated account holds at start, decimal text.
+    pub quote: String,
 }
 
 impl Default for DemoArgs {
@@ -37,6 +41,8 @@ impl Default for DemoArgs {
             step_ms: 2,
             tls: false,
             paper: false,
+            base: "0".into(),
+            quote: "10000".into(),
         }
     }
 }
@@ -80,7 +86,7 @@ pub fn demo(config: Option<&Path>, d: &DemoArgs, args: &SessionArgs) -> ExitCode
     let rest = if d.paper {
         None
     } else {
-        match RestSim::start("10000", "0", sim.market()) {
+        match RestSim::start(&d.quote, &d.base, sim.market()) {
             Ok(r) => Some(r),
             Err(e) => return failed(&format!("kraken simulator REST: {e}")),
         }
@@ -107,13 +113,16 @@ pub fn demo(config: Option<&Path>, d: &DemoArgs, args: &SessionArgs) -> ExitCode
     );
     let code = run_session(&cfg, args, creds);
     if let Some(r) = &rest {
-        let open = r
-            .exchange()
-            .orders
-            .values()
-            .filter(|o| o.status == "open")
-            .count();
+        let x = r.exchange();
+        let open = x.orders.values().filter(|o| o.status == "open").count();
         eprintln!("demo: the simulator has {open} open order(s) after shutdown");
+        eprintln!(
+            "demo: the simulated account holds {} BTC and {} USD (it started with {} BTC and {} USD)",
+            x.btc.show(8),
+            x.usd.show(9),
+            d.base,
+            d.quote
+        );
     }
     drop(rest);
     sim.stop();

@@ -75,6 +75,12 @@ pub enum SessionError {
     /// A thread could not be started or died.
     #[error("the {0} thread could not start or panicked")]
     Thread(&'static str),
+    /// Kraken refused the key, its signature or a permission, or the pair is wrong: a
+    /// configuration error (exit 2), never a reason to trade on paper instead.
+    #[error(
+        "live mode refused: {0} (check KRAKEN_API_KEY / KRAKEN_API_SECRET, the key's permissions, rest_pair and symbol)"
+    )]
+    LiveRefused(worker::StartError),
 }
 
 /// `LIVE` or `PAPER`, for people.
@@ -120,7 +126,7 @@ pub fn trade(
             .credentials
             .clone()
             .ok_or(SessionError::NoCredentials)?;
-        start_worker(cfg, opts, &thread, journal.as_ref(), adopt, creds, notifier)
+        start_worker(cfg, opts, &thread, journal.as_ref(), adopt, creds, notifier)?
     } else {
         (None, false)
     };
@@ -173,7 +179,7 @@ fn start_worker(
     adopt: Vec<Adopt>,
     creds: Credentials,
     notifier: &Notifier,
-) -> (Option<WorkerLink>, bool) {
+) -> Result<(Option<WorkerLink>, bool), SessionError> {
     let wcfg = worker::WorkerConfig {
         reports: opts.worker_reports.clone(),
         journal: journal.map(Journal::sender),
@@ -192,7 +198,14 @@ fn start_worker(
                 AlertText::new(b"LIVE trading activated"),
                 true,
             ));
-            (Some(link), false)
+            Ok((Some(link), false))
+        }
+        Err(e) if e.is_fatal() => {
+            notifier.send(Notice::Text(
+                AlertText::new(format!("LIVE activation refused: {e}").as_bytes()),
+                true,
+            ));
+            Err(SessionError::LiveRefused(e))
         }
         Err(e) => {
             log::error!("live mode could not start ({e}): falling back to PAPER");
@@ -201,7 +214,7 @@ fn start_worker(
                 AlertText::new(format!("LIVE activation failed ({e}): PAPER mode").as_bytes()),
                 true,
             ));
-            (None, true)
+            Ok((None, true))
         }
     }
 }
@@ -442,6 +455,10 @@ pub fn run_session(cfg: &Config, args: &SessionArgs, credentials: Option<Credent
             }
             ExitCode::SUCCESS
         }
+        Err(e @ SessionError::LiveRefused(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(1)
@@ -513,8 +530,9 @@ pub fn render_summary(s: &Summary) -> String {
         "session  {} {:.1} s, state {}\n\
          feed     {} frames, {} book messages ({} snapshots), {} checksums ok, {} mismatches, \
          {} parse errors, {} connects, {} reconnects, {} watchdog, {} resubscribes\n\
-         orders   {} placed, {} cancelled, {} fills\n\
-         account  position {:.8}, realised {:.2}, unrealised {:.2}, fees {:.2}, equity {:.2}\n",
+         orders   {} placed ({:.2}/s; {} decided, {} collapsed unsent, {} amends), {} cancelled, \
+         {} fills\n\
+         account  own position {:.8}{}, realised {:.2}, unrealised {:.2}, fees {:.2}, equity {:.2}\n",
         s.mode.to_uppercase(),
         s.duration_s,
         s.state,
@@ -529,14 +547,26 @@ pub fn render_summary(s: &Summary) -> String {
         s.counters.watchdog_timeouts,
         s.counters.resubscribes,
         s.counters.orders_placed,
+        s.orders_per_s,
+        s.counters.orders_decided,
+        s.counters.orders_collapsed,
+        s.amends,
         s.counters.orders_cancelled,
         s.counters.fills,
         s.position,
+        if s.dust { " (dust)" } else { "" },
         s.realized_pnl,
         s.unrealized_pnl,
         s.fees_paid,
         s.equity,
     );
+    if let (Some(base), Some(quote)) = (s.account_base, s.account_quote) {
+        out.push_str(&format!(
+            "exchange base {base:.8} (baseline {:.8}, not traded; own {:.8}), quote {quote:.2} \
+             (own cash {:.2})\n",
+            s.baseline, s.position, s.cash
+        ));
+    }
     out.push_str(&latency_table(s));
     out
 }

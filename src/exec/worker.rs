@@ -30,7 +30,9 @@ use crate::core::money::{Cash, Decimal, Precision, Qty};
 use crate::core::ratecounter::{ADD_COST, Tier, TradingCounter, amend_cost, cancel_cost};
 use crate::core::time::Nanos;
 use crate::kraken::errors::KrakenError;
-use crate::kraken::rest::{AddOrder, Credentials, OrderInfo, RestClient};
+use crate::kraken::rest::{
+    AddOrder, AssetPair, Credentials, OrderInfo, RestClient, normalise_asset,
+};
 use crate::side::journal::{JournalSender, Record};
 use crate::side::status::{WorkerReport, histogram};
 
@@ -98,6 +100,8 @@ pub struct WorkerConfig {
     pub rest_url: String,
     /// REST pair name.
     pub pair: String,
+    /// The WebSocket symbol traded (checked against the pair's assets at start).
+    pub symbol: String,
     /// The instrument's decimals.
     pub precision: Precision,
     /// Minimum time between calls.
@@ -120,6 +124,87 @@ pub struct WorkerConfig {
     pub journal: Option<JournalSender>,
     /// Orders the journal of an earlier run still had open: looked up and settled at start.
     pub adopt: Vec<Adopt>,
+}
+
+/// Why live trading could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// Kraken refused us: a wrong key, a bad signature, a missing permission, an unknown
+    /// pair. A configuration error: trading on paper instead would hide it.
+    #[error("Kraken refused the account: {0}")]
+    Refused(KrakenError),
+    /// `rest_pair` is not the market `symbol` names.
+    #[error("rest_pair {pair} trades {base}/{quote} but symbol is {symbol}")]
+    PairMismatch {
+        /// The REST pair.
+        pair: String,
+        /// Its base asset.
+        base: String,
+        /// Its quote asset.
+        quote: String,
+        /// The configured WS symbol.
+        symbol: String,
+    },
+    /// The API cannot be reached (or fails): the caller falls back to paper.
+    #[error("{0}")]
+    Unreachable(KrakenError),
+}
+
+impl From<KrakenError> for StartError {
+    fn from(e: KrakenError) -> StartError {
+        match e {
+            KrakenError::Auth(_) | KrakenError::InvalidArguments(_) => StartError::Refused(e),
+            e => StartError::Unreachable(e),
+        }
+    }
+}
+
+impl StartError {
+    /// A configuration error (exit 2), not a network one (paper fallback).
+    #[must_use]
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, StartError::Unreachable(_))
+    }
+}
+
+/// The assets a pair's balances are kept under, normalised (`XBT`, `USD`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairAssets {
+    /// Base asset.
+    pub base: String,
+    /// Quote asset.
+    pub quote: String,
+}
+
+impl PairAssets {
+    /// From REST AssetPairs, checked against the WS `symbol` (`BTC/USD` and `XBT/USD` agree).
+    ///
+    /// # Errors
+    /// The symbol names other assets.
+    pub fn checked(pair: &str, p: &AssetPair, symbol: &str) -> Result<PairAssets, StartError> {
+        let assets = PairAssets {
+            base: normalise_asset(&p.base),
+            quote: normalise_asset(&p.quote),
+        };
+        let (sb, sq) = symbol.split_once('/').unwrap_or((symbol, ""));
+        if normalise_asset(sb) != assets.base || normalise_asset(sq) != assets.quote {
+            return Err(StartError::PairMismatch {
+                pair: pair.to_string(),
+                base: assets.base,
+                quote: assets.quote,
+                symbol: symbol.to_string(),
+            });
+        }
+        Ok(assets)
+    }
+
+    /// The balance of `asset` among Kraken's Balance keys: the spot holding only (a key with a
+    /// suffix, such as `XBT.F` for earn, is another holding).
+    fn find<'a>(b: &'a BTreeMap<String, String>, asset: &str) -> Option<&'a String> {
+        b.iter()
+            .find(|(k, _)| !k.contains('.') && normalise_asset(k) == asset)
+            .map(|(_, v)| v)
+    }
 }
 
 /// What the core is told when an order request failed with this Kraken error.
@@ -148,17 +233,13 @@ pub struct Adopt {
     pub placed_ns: Nanos,
 }
 
-/// Balances as the core wants them.
-fn balances_event(b: &BTreeMap<String, String>, qp: u8, cash_dec: u8) -> OrderEvent {
-    let get = |keys: &[&str]| {
-        keys.iter()
-            .find_map(|k| b.get(*k))
-            .and_then(|v| Decimal::parse(v.as_bytes()).ok())
-    };
-    let quote =
-        get(&["ZUSD", "USD"]).map_or(Cash(0), |d| Cash::from_decimal_round_down(d, cash_dec));
-    let base = get(&["XXBT", "XBT", "BTC"])
-        .and_then(|d| d.to_units_floor(qp).ok())
+/// Balances as the core wants them: the pair's own base and quote, whatever they are called.
+fn balances_event(b: &BTreeMap<String, String>, assets: &PairAssets, p: Precision) -> OrderEvent {
+    let get =
+        |asset: &str| PairAssets::find(b, asset).and_then(|v| Decimal::parse(v.as_bytes()).ok());
+    let quote = get(&assets.quote).map_or(Cash(0), |d| Cash::from_decimal_round_down(d, p.cash()));
+    let base = get(&assets.base)
+        .and_then(|d| d.to_units_floor(p.qty).ok())
         .map_or(Qty(0), Qty);
     OrderEvent::Balances { quote, base }
 }
@@ -167,33 +248,40 @@ fn balances_event(b: &BTreeMap<String, String>, qp: u8, cash_dec: u8) -> OrderEv
 /// the returned link carries intents and events; the first event is the balances.
 ///
 /// # Errors
-/// The API cannot be reached or refuses us (the caller falls back to paper and alerts).
+/// [`StartError::Refused`] / [`StartError::PairMismatch`]: a configuration error the caller
+/// must not paper over; [`StartError::Unreachable`]: the caller falls back to paper and alerts.
 pub fn start(
     cfg: WorkerConfig,
     creds: Credentials,
     waker: Arc<mio::Waker>,
-) -> Result<WorkerLink, KrakenError> {
+) -> Result<WorkerLink, StartError> {
     let mut cfg = cfg;
     let adopt = std::mem::take(&mut cfg.adopt);
-    let client = RestClient::new(&cfg.rest_url, &cfg.pair, creds, cfg.timeout);
-    let cash_dec = cfg.precision.cash();
+    let mut client = RestClient::new(&cfg.rest_url, &cfg.pair, creds, cfg.timeout);
+    let assets = PairAssets::checked(&cfg.pair, &client.asset_pair()?, &cfg.symbol)?;
+    log::info!(
+        "{}: balances of {} (base) and {} (quote)",
+        cfg.pair,
+        assets.base,
+        assets.quote
+    );
     let (intent_tx, intent_rx) = bounded(INTENT_CAPACITY);
     let (event_tx, event_rx) = bounded(EVENT_CAPACITY);
-    let mut w = Worker::new(cfg, client, event_tx, waker);
+    let mut w = Worker::new(cfg, client, assets, event_tx, waker);
     w.report.leftovers_cancelled = w.settle_leftovers(&adopt)?;
     if !w.cfg.deadman_refresh.is_zero() {
         w.client.cancel_all_orders_after(w.cfg.deadman_timeout_s)?;
     }
     // After the leftovers are settled: these balances include whatever they filled.
     let bal = w.client.balance()?;
-    w.emit(balances_event(&bal, w.cfg.precision.qty, cash_dec));
+    w.emit(balances_event(&bal, &w.assets, w.cfg.precision));
     let thread = std::thread::Builder::new()
         .name("order-worker".into())
         .spawn(move || {
             w.run(&intent_rx);
             w.report
         })
-        .map_err(|e| KrakenError::Other(format!("worker thread: {e}")))?;
+        .map_err(|e| StartError::Unreachable(KrakenError::Other(format!("worker thread: {e}"))))?;
     Ok(WorkerLink {
         intents: intent_tx,
         events: event_rx,
@@ -237,6 +325,7 @@ enum Job {
 struct Worker {
     cfg: WorkerConfig,
     client: RestClient,
+    assets: PairAssets,
     events: Sender<OrderEvent>,
     waker: Arc<mio::Waker>,
     queue: VecDeque<Job>,
@@ -262,6 +351,7 @@ impl Worker {
     fn new(
         cfg: WorkerConfig,
         client: RestClient,
+        assets: PairAssets,
         events: Sender<OrderEvent>,
         waker: Arc<mio::Waker>,
     ) -> Worker {
@@ -273,6 +363,7 @@ impl Worker {
             next_deadman: now + cfg.deadman_refresh,
             cfg,
             client,
+            assets,
             events,
             waker,
             queue: VecDeque::new(),
@@ -288,6 +379,8 @@ impl Worker {
                 amends: 0,
                 amend_fallbacks: 0,
                 rate_holds: 0,
+                orders_sent: 0,
+                orders_collapsed: 0,
                 deadman_refreshes: 0,
                 leftovers_cancelled: 0,
                 shutdown_cancel_confirmed: false,
@@ -360,11 +453,16 @@ impl Worker {
             }
             Intent::CancelAll => {
                 // Lost AddOrder answers are still looked up (by the cancel-all itself).
+                self.count_unsent();
                 self.queue
                     .retain(|j| matches!(j, Job::Cancel(_) | Job::Recover(..)));
                 self.queue.push_front(Job::CancelAll);
             }
             Intent::Place(req) => self.queue.push_back(Job::Place(req, now)),
+            // A drift check: balances after the next fill poll, not in 300 s.
+            Intent::CheckBalances => {
+                self.next_balance = self.next_balance.min(self.next_poll);
+            }
             Intent::Replace { old, new } => {
                 if self.drop_unsent(old) {
                     self.queue.push_back(Job::Place(new, now));
@@ -388,11 +486,22 @@ impl Worker {
             return false;
         };
         self.queue.remove(pos);
+        self.report.orders_collapsed += 1;
         self.emit(OrderEvent::Cancelled {
             cl_id,
             reason: CancelReason::Requested,
         });
         true
+    }
+
+    /// Counts the queued orders about to be dropped unsent.
+    fn count_unsent(&mut self) {
+        let n = self
+            .queue
+            .iter()
+            .filter(|j| matches!(j, Job::Place(..) | Job::Replace(..)))
+            .count();
+        self.report.orders_collapsed += n as u64;
     }
 
     /// Queues `job` behind the other cancels and ahead of everything else.
@@ -481,9 +590,8 @@ impl Worker {
             self.poll();
         } else if now >= self.next_balance {
             self.next_balance = now + self.cfg.balance_refresh;
-            let (qp, cd) = (self.cfg.precision.qty, self.cfg.precision.cash());
             if let Ok(b) = self.timed("Balance", RestClient::balance) {
-                self.emit(balances_event(&b, qp, cd));
+                self.emit(balances_event(&b, &self.assets, self.cfg.precision));
             }
         }
     }
@@ -507,6 +615,13 @@ impl Worker {
         let add = self.add_order(&req, cl.clone());
         let now_ns = self.ns(Instant::now());
         let r = self.timed("AddOrder", |c| c.add_order(&add));
+        // Kraken answered (accepted or refused): it reached the exchange.
+        if !matches!(
+            r,
+            Err(KrakenError::Network(_) | KrakenError::Unavailable(_))
+        ) {
+            self.report.orders_sent += 1;
+        }
         match r {
             Ok(txid) => {
                 self.counter.spend(now_ns, ADD_COST);
@@ -548,9 +663,10 @@ impl Worker {
             if found.is_none() {
                 // Its AddOrder answer never came: it may have ended since (filled, cancelled).
                 let start = a.placed_ns as f64 / 1e9 - 30.0;
+                let ours = |o: &OrderInfo| o.cl_ord_id.as_deref() == Some(cl.as_str());
                 found = self
                     .client
-                    .closed_orders(start)?
+                    .find_closed(start, ours)?
                     .into_iter()
                     .find(|(_, o)| o.cl_ord_id.as_deref() == Some(cl.as_str()))
                     .map(|(txid, _)| (txid, cl));
@@ -686,6 +802,7 @@ impl Worker {
         let is_ours = |o: &OrderInfo| o.cl_ord_id.as_deref() == Some(cl.as_str());
         if let Some((txid, _)) = open.iter().find(|(_, o)| is_ours(o)) {
             self.track(req, cl, txid.clone());
+            self.report.orders_sent += 1;
             self.emit(OrderEvent::Accepted { cl_id: req.cl_id });
             return Lookup::Found;
         }
@@ -695,7 +812,7 @@ impl Worker {
             .map_or(0.0, |d| d.as_secs_f64())
             - since.elapsed().as_secs_f64()
             - 30.0;
-        let Ok(closed) = self.timed("ClosedOrders", |c| c.closed_orders(start)) else {
+        let Ok(closed) = self.timed("ClosedOrders", |c| c.find_closed(start, is_ours)) else {
             return Lookup::Failed;
         };
         let Some((txid, info)) = closed.iter().find(|(_, o)| is_ours(o)) else {
@@ -707,6 +824,7 @@ impl Worker {
             info.status
         );
         self.track(req, cl, txid.clone());
+        self.report.orders_sent += 1;
         self.emit(OrderEvent::Accepted { cl_id: req.cl_id });
         if let Some(t) = self.orders.get(&req.cl_id).cloned() {
             self.apply_info(req.cl_id, &t, info);
@@ -781,6 +899,7 @@ impl Worker {
             Ok(()) => {
                 self.counter.spend(now_ns, cost);
                 self.report.amends += 1;
+                self.report.orders_sent += 1;
                 let _ = self
                     .report
                     .intent_to_ack
@@ -792,6 +911,9 @@ impl Worker {
                         req,
                         base: (t.last_exec, Cash(0), Cash(0)),
                         last_exec: t.last_exec,
+                        // Kraken counts an order's age from its last amend (§7 of
+                        // kraken-private-ws.md): the next cancel or amend costs accordingly.
+                        placed_at: Instant::now(),
                         ..t
                     },
                 );
@@ -830,30 +952,41 @@ impl Worker {
         match self.timed("CancelOrder", |c| c.cancel_order(&cl)) {
             Ok(_) | Err(KrakenError::UnknownOrder) => {
                 self.counter.spend(now_ns, cost);
-                // Report what filled before the cancel, then the cancel.
+                // What filled before the cancel, then its end, as QueryOrders reports them.
+                // An order QueryOrders does not show ended yet stays tracked: the fill poll
+                // books whatever it still reports (a fill racing the cancel is never lost).
                 self.refresh(&[cl_id]);
-                if self.orders.remove(&cl_id).is_some() {
-                    self.emit(OrderEvent::Cancelled {
-                        cl_id,
-                        reason: CancelReason::Requested,
-                    });
-                }
             }
             Err(_) => self.queue.push_front(Job::Cancel(cl_id)),
         }
     }
 
-    /// After a CancelAll: every tracked order's last fills (QueryOrders), then its end.
+    /// After a CancelAll: every tracked order's last fills and end (QueryOrders). Orders not
+    /// shown ended yet are settled by the next polls; at shutdown they are asked for a few
+    /// more times, then given up as cancelled (and named).
     fn settle_after_cancel_all(&mut self) {
-        let ids: Vec<ClientId> = self.orders.keys().copied().collect();
-        self.refresh(&ids);
-        for id in ids {
-            if self.orders.remove(&id).is_some() {
-                self.emit(OrderEvent::Cancelled {
-                    cl_id: id,
-                    reason: CancelReason::Requested,
-                });
+        let tries = if self.stopping { 5 } else { 1 };
+        for k in 0..tries {
+            if k > 0 {
+                std::thread::sleep(self.cfg.min_interval.max(Duration::from_millis(100)));
             }
+            let ids: Vec<ClientId> = self.orders.keys().copied().collect();
+            if ids.is_empty() {
+                return;
+            }
+            self.refresh(&ids);
+        }
+        if !self.stopping {
+            return;
+        }
+        let left: Vec<ClientId> = self.orders.keys().copied().collect();
+        for id in left {
+            log::warn!("order {id}: Kraken did not report its end after the final cancel-all");
+            self.orders.remove(&id);
+            self.emit(OrderEvent::Cancelled {
+                cl_id: id,
+                reason: CancelReason::Requested,
+            });
         }
     }
 
@@ -875,25 +1008,28 @@ impl Worker {
         }
     }
 
+    /// The fill poll; the core hears when it is done (its fills came before), which settles a
+    /// balance report that disagreed with the position.
     fn poll(&mut self) {
         let ids: Vec<ClientId> = self.orders.keys().copied().collect();
-        if !ids.is_empty() {
-            self.refresh(&ids);
+        if ids.is_empty() || self.refresh(&ids) {
+            self.emit(OrderEvent::Polled);
         }
     }
 
     /// QueryOrders for `ids`: fills as cumulative totals, and the end of orders that closed.
-    fn refresh(&mut self, ids: &[ClientId]) {
+    /// `false` when the call failed.
+    fn refresh(&mut self, ids: &[ClientId]) -> bool {
         let txids: Vec<String> = ids
             .iter()
             .filter_map(|id| self.orders.get(id).and_then(|o| o.txid.clone()))
             .collect();
         if txids.is_empty() {
-            return;
+            return true;
         }
         let refs: Vec<&str> = txids.iter().map(String::as_str).collect();
         let Ok(infos) = self.timed("QueryOrders", |c| c.query_orders(&refs)) else {
-            return;
+            return false;
         };
         for id in ids {
             let Some(t) = self.orders.get(id).cloned() else {
@@ -904,6 +1040,7 @@ impl Worker {
             };
             self.apply_info(*id, &t, info);
         }
+        true
     }
 
     fn apply_info(&mut self, cl_id: ClientId, t: &Tracked, info: &OrderInfo) {
@@ -957,6 +1094,7 @@ impl Worker {
     fn shutdown(&mut self) {
         // Cancels first, then everything else is moot: the last word is a cancel-all (which
         // first looks up orders whose AddOrder answer was lost, so their fills are booked).
+        self.count_unsent();
         self.queue.retain(|j| matches!(j, Job::Recover(..)));
         let deadline = Instant::now() + self.cfg.timeout * 2;
         while Instant::now() < deadline && !self.report.shutdown_cancel_confirmed {
@@ -969,5 +1107,130 @@ impl Worker {
         if !self.cfg.deadman_refresh.is_zero() && self.report.shutdown_cancel_confirmed {
             let _ = self.client.cancel_all_orders_after(0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::event::Purpose;
+    use crate::core::money::Price;
+    use crate::sim::rest::{DEMO_KEY, DEMO_SECRET, MarketView, RestSim};
+    use std::sync::Mutex;
+
+    fn worker(sim: &RestSim) -> Worker {
+        let cfg = WorkerConfig {
+            rest_url: sim.url(),
+            pair: "XBTUSD".into(),
+            symbol: "BTC/USD".into(),
+            precision: Precision { price: 1, qty: 8 },
+            min_interval: Duration::ZERO,
+            fill_poll: Duration::from_secs(60),
+            balance_refresh: Duration::from_secs(300),
+            deadman_refresh: Duration::ZERO,
+            deadman_timeout_s: 60,
+            timeout: Duration::from_secs(2),
+            tier: Tier::Starter,
+            reports: None,
+            journal: None,
+            adopt: Vec::new(),
+        };
+        let creds = Credentials::new(DEMO_KEY, DEMO_SECRET).unwrap();
+        let client = RestClient::new(&cfg.rest_url, &cfg.pair, creds, cfg.timeout);
+        let assets = PairAssets {
+            base: "XBT".into(),
+            quote: "USD".into(),
+        };
+        let poll = Box::leak(Box::new(mio::Poll::new().unwrap()));
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(1)).unwrap());
+        let (tx, _rx) = bounded(64);
+        Worker::new(cfg, client, assets, tx, waker)
+    }
+
+    fn buy(cl_id: ClientId, price: i64) -> OrderRequest {
+        OrderRequest {
+            cl_id,
+            side: Side::Buy,
+            price: Price(price),
+            qty: Qty(100_000),
+            post_only: true,
+            ioc: false,
+            purpose: Purpose::Entry,
+        }
+    }
+
+    #[test]
+    fn an_amend_restarts_the_orders_age_as_krakens_counter_does() {
+        let market = Arc::new(Mutex::new(MarketView {
+            bid: 600_000,
+            ask: 600_010,
+            trades: Vec::new(),
+        }));
+        let sim = RestSim::start("10000", "0", market).unwrap();
+        let mut w = worker(&sim);
+        w.place(buy(1, 590_000), Instant::now());
+        // It has rested 20 s: an amend now costs 1, and so would the next one if the age
+        // still counted from placement.
+        w.orders.get_mut(&1).unwrap().placed_at = Instant::now() - Duration::from_secs(20);
+        assert_eq!(amend_cost(20 * crate::core::time::SEC), 1.0);
+        w.amend(1, buy(2, 590_010), Instant::now());
+        let t = w.orders.get(&2).expect("tracked under the new id");
+        assert!(
+            t.placed_at.elapsed() < Duration::from_secs(2),
+            "the age restarts at the amend"
+        );
+        // The next amend is priced as for a young order (4), not a 20 s old one (1).
+        let age = t.placed_at.elapsed().as_nanos() as Nanos;
+        assert_eq!(amend_cost(age), 4.0);
+        assert_eq!(w.report.amends, 1);
+    }
+
+    #[test]
+    fn balances_are_read_under_the_pairs_own_asset_codes() {
+        let mut b = BTreeMap::new();
+        for (k, v) in [
+            ("XXBT", "0.50000000"),
+            ("XBT.F", "9.0"),
+            ("ZUSD", "3000.0000"),
+            ("XETH", "2.0"),
+        ] {
+            b.insert(k.to_string(), v.to_string());
+        }
+        let p = Precision { price: 1, qty: 8 };
+        let btc = PairAssets {
+            base: "XBT".into(),
+            quote: "USD".into(),
+        };
+        assert_eq!(
+            balances_event(&b, &btc, p),
+            OrderEvent::Balances {
+                quote: Cash(3_000_000_000_000),
+                base: Qty(50_000_000),
+            },
+            "XBT.F (earn) is not the spot balance"
+        );
+        let eth = PairAssets {
+            base: "ETH".into(),
+            quote: "USD".into(),
+        };
+        assert_eq!(
+            balances_event(&b, &eth, p),
+            OrderEvent::Balances {
+                quote: Cash(3_000_000_000_000),
+                base: Qty(200_000_000),
+            }
+        );
+        // The WS symbol and the REST pair must name the same assets.
+        let pair = AssetPair {
+            altname: "XBTUSD".into(),
+            wsname: "XBT/USD".into(),
+            base: "XXBT".into(),
+            quote: "ZUSD".into(),
+        };
+        assert_eq!(PairAssets::checked("XBTUSD", &pair, "BTC/USD"), Ok(btc));
+        assert!(matches!(
+            PairAssets::checked("XBTUSD", &pair, "ETH/USD"),
+            Err(StartError::PairMismatch { .. })
+        ));
     }
 }

@@ -26,7 +26,7 @@ use crate::core::Core;
 use crate::core::engine::TIMER_NS;
 use crate::core::event::MAX_INTENTS_PER_EVENT;
 use crate::core::event::{Event, Intent, IntentSink, OrderEvent, OrderRequest, Outcome, Stage};
-use crate::core::money::{Cash, Fixed, Precision, Qty};
+use crate::core::money::{Cash, Fixed, Precision};
 use crate::core::time::{MS, Nanos, SEC};
 use crate::exec::worker::WorkerLink;
 use crate::side::journal::{JournalSender, Record};
@@ -362,9 +362,11 @@ impl<'a> Feed<'a> {
         }
     }
 
-    /// The first balances after a restore: say whether the exchange agrees with the journal.
+    /// The first balances after a restore: say whether the exchange agrees with the journal
+    /// (the base balance against baseline + the restored own position; the core decides what
+    /// a difference means).
     fn reconcile_balances(&mut self, ev: &OrderEvent) {
-        let OrderEvent::Balances { quote, base } = *ev else {
+        let OrderEvent::Balances { base, .. } = *ev else {
             return;
         };
         if !std::mem::take(&mut self.restored) {
@@ -372,18 +374,21 @@ impl<'a> Feed<'a> {
         }
         let a = self.core.account();
         let p = self.precision;
-        let pos = Qty(a.position.max(0).unsigned_abs());
-        if a.cash == quote && pos == base && a.position >= 0 {
-            log::info!("reconcile: exchange balances match the restored account");
-        } else {
-            log::warn!(
-                "reconcile: exchange balances differ from the restored account (the exchange is right): \
-                 cash {} -> {}, position {} -> {}",
-                a.cash.show(p.cash()),
-                quote.show(p.cash()),
-                Fixed::new(i128::from(a.position), p.qty),
-                base.show(p.qty)
-            );
+        match a.base_mismatch(true) {
+            Some(0) => log::info!(
+                "reconcile: exchange balances match the restored account: base {} = baseline {} \
+                 + own position {}",
+                base.show(p.qty),
+                a.baseline.show(p.qty),
+                Fixed::new(i128::from(a.position), p.qty)
+            ),
+            _ => log::warn!(
+                "reconcile: exchange balances differ from the restored account: base {} but \
+                 baseline {} + own position {} (quoting pauses if it outlives a fill poll)",
+                base.show(p.qty),
+                a.baseline.show(p.qty),
+                Fixed::new(i128::from(a.position), p.qty)
+            ),
         }
     }
 
@@ -403,8 +408,8 @@ impl<'a> Feed<'a> {
         }
         for ev in batch.into_iter().take(n).flatten() {
             let now = self.clock.now();
-            self.reconcile_balances(&ev);
             self.core.handle(now, Event::Order(ev), &mut self.out);
+            self.reconcile_balances(&ev);
             self.take_intents(now, false);
         }
     }
@@ -586,6 +591,8 @@ impl<'a> Feed<'a> {
             watchdog_timeouts: link.watchdog_timeouts,
             resubscribes: link.resubscribes,
             orders_placed: self.s.orders_placed,
+            orders_decided: self.s.orders_placed,
+            orders_collapsed: 0,
             orders_cancelled: self.s.orders_cancelled,
             fills: st.fills,
             execution_faults: self.s.execution_faults,
@@ -766,7 +773,12 @@ impl<'a> Feed<'a> {
             }
             r
         });
-        let counters = self.counters(self.status.map_or(0, StatusLink::dropped));
+        let mut counters = self.counters(self.status.map_or(0, StatusLink::dropped));
+        if let Some(r) = &report {
+            // Live: what reached Kraken, and what the worker never had to send.
+            counters.orders_placed = r.orders_sent;
+            counters.orders_collapsed = r.orders_collapsed;
+        }
         let frames_recorded = match self.recorder.take().map(Recorder::finish) {
             Some(Ok(n)) => n,
             Some(Err(e)) => {
@@ -798,12 +810,21 @@ impl<'a> Feed<'a> {
             realized_pnl: cash(a.realised),
             unrealized_pnl: mark.map_or(0.0, |m| cash(a.unrealised(m))),
             equity: cash(a.equity),
+            start_equity: cash(a.start_equity),
+            peak_equity: cash(a.peak_equity),
+            max_drawdown_pct: a.max_drawdown_ppm as f64 / 10_000.0,
             fees_paid: cash(a.fees),
             frames_recorded,
             live_fallback: self.live_fallback,
             pinned,
             state: self.core.state().name(),
             cash: cash(a.cash),
+            baseline: a.baseline.to_f64(p.qty),
+            account_base: a.reported.map(|r| r.base.to_f64(p.qty)),
+            account_quote: a.reported.map(|r| cash(r.quote)),
+            dust: self.core.params().is_dust(a.position),
+            orders_per_s: counters.orders_placed as f64
+                / ((now - self.clock.epoch) as f64 / 1e9).max(1e-9),
             ..Summary::latency(&self.out.total, report.as_ref())
         }
     }

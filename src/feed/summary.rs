@@ -35,6 +35,13 @@ pub struct Summary {
     pub unrealized_pnl: f64,
     /// Mark-to-market equity.
     pub equity: f64,
+    /// The bot's own equity at its first mark (live: budget + own position): drawdown is
+    /// measured from here and from the peak.
+    pub start_equity: f64,
+    /// Highest equity seen.
+    pub peak_equity: f64,
+    /// Largest drawdown from a peak, percent.
+    pub max_drawdown_pct: f64,
     /// Fees paid.
     pub fees_paid: f64,
     /// Frames written by the recorder.
@@ -69,8 +76,19 @@ pub struct Summary {
     pub journal_written: u64,
     /// Journal records dropped (channel full; should stay 0).
     pub journal_dropped: u64,
-    /// Quote balance at the end (exact to the instrument's cash precision as a float).
+    /// The bot's own quote at the end (live: its budget moved by its fills), exact to the
+    /// instrument's cash precision as a float.
     pub cash: f64,
+    /// Live: the account's base that is not the bot's (never traded).
+    pub baseline: f64,
+    /// Live: the exchange's last reported base balance.
+    pub account_base: Option<f64>,
+    /// Live: the exchange's last reported quote balance.
+    pub account_quote: Option<f64>,
+    /// The position is dust (below the instrument's minimum size).
+    pub dust: bool,
+    /// Orders sent per second of the run (`orders_placed` / `duration_s`).
+    pub orders_per_s: f64,
 }
 
 impl Summary {

@@ -152,6 +152,43 @@ struct OpenResult {
 #[derive(Deserialize)]
 struct ClosedResult {
     closed: BTreeMap<String, OrderInfo>,
+    #[serde(default)]
+    count: u64,
+}
+
+/// ClosedOrders pages read at most when looking for one order (50 orders a page).
+const CLOSED_PAGES_MAX: u64 = 20;
+
+/// One pair of REST AssetPairs: the asset codes its balances are kept under.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AssetPair {
+    /// REST name (`XBTUSD`).
+    #[serde(default)]
+    pub altname: String,
+    /// WebSocket name (`XBT/USD`).
+    #[serde(default)]
+    pub wsname: String,
+    /// Base asset code as Balance keys it (`XXBT`).
+    pub base: String,
+    /// Quote asset code (`ZUSD`).
+    pub quote: String,
+}
+
+/// An asset code without Kraken's legacy prefix (`XXBT` → `XBT`, `ZUSD` → `USD`), with
+/// `BTC` spelled `XBT` and `DOGE` spelled `XDG` as Kraken's REST does.
+#[must_use]
+pub fn normalise_asset(code: &str) -> String {
+    let c = code.to_ascii_uppercase();
+    let bare = if c.len() == 4 && (c.starts_with('X') || c.starts_with('Z')) {
+        c[1..].to_string()
+    } else {
+        c
+    };
+    match bare.as_str() {
+        "BTC" => "XBT".into(),
+        "DOGE" => "XDG".into(),
+        _ => bare,
+    }
 }
 
 impl RestClient {
@@ -333,9 +370,69 @@ impl RestClient {
         &mut self,
         start: f64,
     ) -> Result<BTreeMap<String, OrderInfo>, KrakenError> {
+        self.find_closed(start, |_| false)
+    }
+
+    /// Orders closed since `start` (Unix seconds), paging through Kraken's 50-a-page answer
+    /// (`ofs`) until every page since `start` is read or `found` holds for one of them.
+    ///
+    /// # Errors
+    /// See [`RestClient::private`].
+    pub fn find_closed(
+        &mut self,
+        start: f64,
+        found: impl Fn(&OrderInfo) -> bool,
+    ) -> Result<BTreeMap<String, OrderInfo>, KrakenError> {
         let start = format!("{start:.3}");
-        let t = self.private("ClosedOrders", &[("start", &start), ("trades", "false")])?;
-        Ok(Self::parse::<ClosedResult>("ClosedOrders", &t)?.closed)
+        let mut all = BTreeMap::new();
+        for page in 0..CLOSED_PAGES_MAX {
+            let ofs = (page * 50).to_string();
+            let params = [
+                ("start", start.as_str()),
+                ("trades", "false"),
+                ("ofs", &ofs),
+            ];
+            let t = self.private("ClosedOrders", &params)?;
+            let r = Self::parse::<ClosedResult>("ClosedOrders", &t)?;
+            let n = r.closed.len() as u64;
+            let hit = r.closed.values().any(&found);
+            all.extend(r.closed);
+            if hit || n < 50 || (page + 1) * 50 >= r.count {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// The configured pair as REST AssetPairs describes it (public, unsigned).
+    ///
+    /// # Errors
+    /// `EQuery:Unknown asset pair` as [`KrakenError::InvalidArguments`]; network failures.
+    pub fn asset_pair(&mut self) -> Result<AssetPair, KrakenError> {
+        let url = format!("{}/0/public/AssetPairs?pair={}", self.base, self.pair);
+        let mut resp = self
+            .agent
+            .get(url)
+            .call()
+            .map_err(|e| KrakenError::Network(network_text(&e)))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| KrakenError::Network(network_text(&e)))?;
+        let result = match envelope(&text) {
+            Ok(r) => r.get().to_string(),
+            Err(KrakenError::Network(_)) if status >= 500 => {
+                return Err(KrakenError::Unavailable(format!(
+                    "HTTP {status} from AssetPairs"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let pairs: BTreeMap<String, AssetPair> = Self::parse("AssetPairs", &result)?;
+        pairs.into_values().next().ok_or_else(|| {
+            KrakenError::InvalidArguments(format!("EQuery:Unknown asset pair {}", self.pair))
+        })
     }
 
     /// The given orders (at most 50 txids per call, as Kraken allows).

@@ -461,6 +461,11 @@ fn status_json(view: &View) -> Value {
         "best_ask": s.best_ask.map(|p| p.to_f64(pp)),
         "balance": cash(s.cash),
         "position": qty(s.position),
+        "own_position": qty(s.position),
+        "baseline": s.baseline.to_f64(s.precision.qty),
+        "account_base": s.account.map(|(b, _)| b.to_f64(s.precision.qty)),
+        "account_quote": s.account.map(|(_, q)| cash(q)),
+        "dust": s.dust,
         "avg_cost": s.avg_entry.map(|a| a.to_f64(pp)),
         "realized_pnl": cash(s.realised),
         "unrealized_pnl": cash(s.unrealised),
@@ -602,9 +607,23 @@ fn metrics(view: &View) -> String {
         metric(
             "position",
             "gauge",
-            "Position in base currency.",
+            "The bot's own position in base currency (live: base balance - baseline).",
             &one(if s.position < 0 { -pos } else { pos }),
         );
+        metric(
+            "baseline",
+            "gauge",
+            "Base currency of the account that is not the bot's (never traded).",
+            &one(s.baseline.to_f64(s.precision.qty)),
+        );
+        if let Some((base, _)) = s.account {
+            metric(
+                "account_base",
+                "gauge",
+                "The exchange's last reported base balance.",
+                &one(base.to_f64(s.precision.qty)),
+            );
+        }
     }
     let mut samples = Vec::new();
     for (stage, r) in latency_rows(view) {

@@ -377,6 +377,21 @@ fn alert_text(a: Alert, p: Precision) -> String {
             equity.show(cash),
             peak.show(cash)
         ),
+        AlertKind::PositionDrift { reported, expected } => format!(
+            "POSITION DRIFT: the exchange holds {} base but baseline + own position is {} after \
+             a fill poll; no new entries until they agree",
+            reported.show(p.qty),
+            crate::core::money::Fixed::new(i128::from(expected), p.qty)
+        ),
+        AlertKind::DriftResolved => {
+            "position drift resolved: the exchange's balance agrees again; quoting resumes".into()
+        }
+        AlertKind::DustPosition { position } => format!(
+            "DUST: position {} is below the minimum order size; it cannot be exited and counts \
+             as flat",
+            crate::core::money::Fixed::new(i128::from(position), p.qty)
+        ),
+        AlertKind::ForceExit { rule } => format!("FORCE EXIT ({})", rule.name()),
         other => format!("{other:?}"),
     }
 }

@@ -22,7 +22,7 @@ use crate::core::Core;
 use crate::core::accounting::FillRecord;
 use crate::core::engine::TradingState;
 use crate::core::event::{OrderRequest, Rule};
-use crate::core::money::{Cash, FinePrice, Precision, Price};
+use crate::core::money::{Cash, FinePrice, Precision, Price, Qty};
 use crate::core::orders::{MAX_ORDERS, OrderState};
 use crate::core::time::{Nanos, SEC};
 
@@ -182,7 +182,12 @@ pub struct Counters {
     pub reconnects: u64,
     pub watchdog_timeouts: u64,
     pub resubscribes: u64,
+    /// Orders sent to the venue (live: that reached Kraken; paper: every order decided).
     pub orders_placed: u64,
+    /// Orders the core decided (placed, or the new half of a requote).
+    pub orders_decided: u64,
+    /// Decided but never sent (cancelled or superseded while queued; live only).
+    pub orders_collapsed: u64,
     pub orders_cancelled: u64,
     pub fills: u64,
     pub execution_faults: u64,
@@ -225,8 +230,14 @@ pub struct StatusSnapshot {
     pub best_ask: Option<Price>,
     /// Quote balance.
     pub cash: Cash,
-    /// Position in lots.
+    /// Position in lots: the bot's own (live: base balance − baseline).
     pub position: i64,
+    /// Live: the account's base that is not the bot's.
+    pub baseline: Qty,
+    /// Live: the exchange's last balances (base, quote).
+    pub account: Option<(Qty, Cash)>,
+    /// The position is below the instrument's minimum size (no order can exit it).
+    pub dust: bool,
     /// Average entry price.
     pub avg_entry: Option<FinePrice>,
     /// Realised PnL (before fees).
@@ -313,6 +324,9 @@ impl StatusSnapshot {
             best_ask: book.best_ask().map(|l| l.price),
             cash: a.cash,
             position: a.position,
+            baseline: a.baseline,
+            account: a.reported.map(|r| (r.base, r.quote)),
+            dust: core.params().is_dust(a.position),
             avg_entry: a.avg_entry(),
             realised: a.realised,
             unrealised: sig.micro.map_or(Cash(0), |m| a.unrealised(m)),
@@ -348,6 +362,11 @@ pub struct WorkerReport {
     pub amend_fallbacks: u64,
     /// Times a new order waited for the rate counter.
     pub rate_holds: u64,
+    /// Orders that reached Kraken: AddOrder calls answered, and amends.
+    pub orders_sent: u64,
+    /// Orders the core asked for that were never sent: cancelled (or superseded) while still
+    /// queued, or queued at shutdown.
+    pub orders_collapsed: u64,
     /// Dead man's switch refreshes.
     pub deadman_refreshes: u64,
     /// Leftover orders cancelled at start-up.

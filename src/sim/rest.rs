@@ -14,6 +14,11 @@
 //! - [`RestFaults`]: HTTP 5xx, slow answers (client timeouts), rate-limit errors, and dropped
 //!   answers (the request is carried out, the connection closed without a response).
 //!
+//! - Public AssetPairs answers for the one pair it trades (XBTUSD, under Kraken's other names
+//!   for it too); any other pair is `EQuery:Unknown asset pair`.
+//! - [`Exchange::hold_fills`] holds fills back from QueryOrders for one call while Balance
+//!   already shows them, as the window between a fill and the poll that reports it does.
+//!
 //! A second AddOrder with the `cl_ord_id` of an order that is still open is refused
 //! (`EOrder:Duplicate order`), so a retried request cannot create a second order.
 
@@ -98,6 +103,10 @@ pub struct SimOrder {
     pub reason: Option<&'static str>,
     /// Open time, Unix seconds.
     pub opentm: f64,
+    /// What QueryOrders shows instead while a fill is held back, and for how many more calls.
+    pub held: Option<(Box<SimOrder>, u32)>,
+    /// Immediate-or-cancel (a force exit).
+    pub ioc: bool,
 }
 
 /// Balances, orders and the dead man's switch.
@@ -120,6 +129,9 @@ pub struct Exchange {
     pub calls: BTreeMap<String, u64>,
     /// Every call: when it arrived and its method.
     pub call_log: Vec<(Instant, String)>,
+    /// The next this many fills are held back from QueryOrders for one call each, while
+    /// Balance already shows them (the window between a fill and the poll that reports it).
+    pub hold_fills: u32,
 }
 
 /// A running REST simulator.
@@ -172,6 +184,7 @@ impl RestSim {
             deadman_cancels: 0,
             calls: BTreeMap::new(),
             call_log: Vec::new(),
+            hold_fills: 0,
         }));
         let faults = Arc::new(RestFaults::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -279,6 +292,10 @@ fn serve(
             let _ = req.respond(json(r#"{"error":["EAPI:Rate limit exceeded"]}"#.into()));
             continue;
         }
+        if let Some(query) = method.strip_prefix("/0/public/AssetPairs") {
+            let _ = req.respond(json(asset_pairs(query)));
+            continue;
+        }
         let header = |name: &str| {
             req.headers()
                 .iter()
@@ -319,6 +336,30 @@ fn serve(
         }
         let _ = req.respond(json(text));
     }
+}
+
+/// Public AssetPairs for the one pair the simulator trades, under any of Kraken's names for it.
+fn asset_pairs(query: &str) -> String {
+    let pair = query
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("pair="))
+        .unwrap_or("XBTUSD");
+    let known = [
+        "XBTUSD",
+        "XXBTZUSD",
+        "XBT/USD",
+        "BTC/USD",
+        "BTCUSD",
+        "XBT%2FUSD",
+        "BTC%2FUSD",
+    ];
+    if !known.contains(&pair) {
+        return r#"{"error":["EQuery:Unknown asset pair"]}"#.into();
+    }
+    format!(
+        r#"{{"error":[],"result":{{"XXBTZUSD":{{"altname":"XBTUSD","wsname":"XBT/USD","aclass_base":"currency","base":"XXBT","aclass_quote":"currency","quote":"ZUSD","lot":"unit","cost_decimals":5,"pair_decimals":{PP},"lot_decimals":{QP},"lot_multiplier":1,"fees":[[0,0.26]],"fees_maker":[[0,0.16]],"fee_volume_currency":"ZUSD","margin_call":80,"margin_stop":40,"ordermin":"0.0001","costmin":"0.5","tick_size":"0.1","status":"online"}}}}}}"#
+    )
 }
 
 fn json(text: String) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
@@ -410,23 +451,36 @@ impl Exchange {
                     .filter(|(_, o)| o.status != "open" && o.opentm > start)
                     .collect();
                 recent.sort_by(|a, b| b.1.opentm.total_cmp(&a.1.opentm));
+                // 50 a page from `ofs`, newest first; `count` is every match, as Kraken's.
+                let ofs: usize = p.get("ofs").and_then(|v| v.parse().ok()).unwrap_or(0);
                 let closed: Vec<String> = recent
                     .iter()
+                    .skip(ofs)
                     .take(50)
                     .map(|(id, o)| format!(r#""{id}":{}"#, info(o)))
                     .collect();
                 Ok(format!(
                     r#"{{"closed":{{{}}},"count":{}}}"#,
                     closed.join(","),
-                    closed.len()
+                    recent.len()
                 ))
             }
             "QueryOrders" => {
                 let ids = p.get("txid").ok_or("EGeneral:Invalid arguments")?;
                 let mut out = Vec::new();
                 for id in ids.split(',') {
-                    let o = self.orders.get(id).ok_or("EOrder:Invalid order")?;
-                    out.push(format!(r#""{id}":{}"#, info(o)));
+                    let o = self.orders.get_mut(id).ok_or("EOrder:Invalid order")?;
+                    let shown = match &mut o.held {
+                        Some((before, n)) => {
+                            *n -= 1;
+                            info(before)
+                        }
+                        None => info(o),
+                    };
+                    if o.held.as_ref().is_some_and(|(_, n)| *n == 0) {
+                        o.held = None;
+                    }
+                    out.push(format!(r#""{id}":{shown}"#));
                 }
                 Ok(format!("{{{}}}", out.join(",")))
             }
@@ -512,6 +566,8 @@ impl Exchange {
                 status: "open",
                 reason: None,
                 opentm: unix_now(),
+                held: None,
+                ioc: p.get("timeinforce").is_some_and(|t| t == "IOC"),
             },
         );
         let post_only = p
@@ -555,7 +611,8 @@ impl Exchange {
         Ok(format!(r#"{{"amend_id":"ASIM-{txid}"}}"#))
     }
 
-    fn cancel(&mut self, txid: &str, reason: &'static str) {
+    /// Ends an open order with `reason` (as Kraken cancels it).
+    pub fn cancel(&mut self, txid: &str, reason: &'static str) {
         if let Some(o) = self.orders.get_mut(txid)
             && o.status == "open"
         {
@@ -594,6 +651,14 @@ impl Exchange {
         let qty = Qty(qty.0.min(o.vol.0 - o.vol_exec.0));
         if qty.0 == 0 {
             return;
+        }
+        if self.hold_fills > 0 && o.held.is_none() {
+            self.hold_fills -= 1;
+            let before = SimOrder {
+                held: None,
+                ..o.clone()
+            };
+            o.held = Some((Box::new(before), 1));
         }
         let cost = i128::from(price.0) * i128::from(qty.0);
         let fee = (cost * fee_ppm + 999_999) / 1_000_000; // costs are positive: round up

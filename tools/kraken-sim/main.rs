@@ -47,10 +47,11 @@ struct Args {
     #[arg(long, default_value = "kraken-sim-ca.pem")]
     cert_out: String,
     /// Starting USD balance of the simulated account.
-    #[arg(long, default_value = "10000")]
+    #[arg(long, visible_alias = "quote", default_value = "10000")]
     usd: String,
-    /// Starting BTC balance of the simulated account.
-    #[arg(long, default_value = "0")]
+    /// Starting BTC balance of the simulated account (e.g. `--base 0.5`: a holding the bot
+    /// must never sell).
+    #[arg(long, visible_alias = "base", default_value = "0")]
     btc: String,
 }
 
