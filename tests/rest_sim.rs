@@ -211,3 +211,39 @@ fn the_dead_mans_switch_cancels_everything_when_it_runs_out() {
     std::thread::sleep(Duration::from_millis(1_200));
     assert_eq!(c.open_orders().unwrap().len(), 1);
 }
+
+#[test]
+fn a_closed_order_beyond_the_first_page_is_found_and_pairs_are_looked_up() {
+    let sim = RestSim::start("10000", "0", market(600_000, 600_010)).unwrap();
+    let mut c = client(&sim);
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        - 30.0;
+    // 120 orders end: the first is on the third page of 50.
+    for k in 0..120 {
+        c.add_order(&order(&format!("wb{k:x}"), "buy", "59000.0", "0.00010000"))
+            .unwrap();
+        c.cancel_order(&format!("wb{k:x}")).unwrap();
+    }
+    let first = |o: &wildbot::kraken::rest::OrderInfo| o.cl_ord_id.as_deref() == Some("wb0");
+    let one_page = c.closed_orders(start).unwrap();
+    assert_eq!(one_page.len(), 120, "every page since start");
+    let found = c.find_closed(start, first).unwrap();
+    assert!(found.values().any(first), "the oldest is found");
+    assert_eq!(sim.exchange().calls["ClosedOrders"], 6, "3 pages each time");
+    // AssetPairs: the pair's own asset codes; an unknown pair is Kraken's error.
+    let p = c.asset_pair().unwrap();
+    assert_eq!((p.base.as_str(), p.quote.as_str()), ("XXBT", "ZUSD"));
+    let mut bad = RestClient::new(
+        &sim.url(),
+        "NOPEUSD",
+        Credentials::new(DEMO_KEY, DEMO_SECRET).unwrap(),
+        Duration::from_millis(800),
+    );
+    assert!(matches!(
+        bad.asset_pair(),
+        Err(KrakenError::InvalidArguments(e)) if e.contains("Unknown asset pair")
+    ));
+}

@@ -264,6 +264,8 @@ pub struct Config {
     /// Fill journal (JSON lines): every order and fill, restored on the next start. `None`
     /// or empty: no journal.
     pub journal_path: Option<String>,
+    /// Records between journal snapshots (the file is rewritten as one snapshot then).
+    pub journal_snapshot_every: u64,
 }
 
 impl Default for Config {
@@ -329,6 +331,7 @@ impl Default for Config {
             dashboard_token: None,
             telegram_api_url: "https://api.telegram.org".into(),
             journal_path: None,
+            journal_snapshot_every: 50_000,
         }
     }
 }
@@ -740,6 +743,12 @@ impl Config {
             return Err(invalid(
                 "quote_budget",
                 "must be greater than zero (or \"all\")",
+            ));
+        }
+        if self.journal_snapshot_every < 100 {
+            return Err(invalid(
+                "journal_snapshot_every",
+                "must be at least 100 (each snapshot rewrites the journal)",
             ));
         }
         if self.requote_ticks > 1_000_000 {

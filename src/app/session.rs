@@ -24,7 +24,7 @@ use crate::exec::worker::{self, Adopt, WorkerLink};
 use crate::feed::recorder::Recorder;
 use crate::feed::{FeedError, FeedParts, FeedThread, Summary};
 use crate::kraken::rest::Credentials;
-use crate::side::journal::{self, Journal, JournalSender, Record};
+use crate::side::journal::{self, Compaction, Journal, JournalSender, Record};
 use crate::side::notify::{AlertText, Notice, Notifier};
 use crate::side::status::{LatencyRow, StatusLink, WorkerReport};
 
@@ -116,7 +116,19 @@ pub fn trade(
         None => journal::Loaded::default(),
     };
     let journal = match &journal_path {
-        Some(path) => Some(Journal::start(path, precision, Some(loaded.good_len))?),
+        Some(path) => {
+            // The journal thread's mirror of the account, for its snapshots.
+            let mut mirror = Core::new(&cfg.core_settings(FillModel::Cross), 1)?;
+            mirror.restore(loaded.snapshot.as_ref(), &loaded.entries);
+            let every = cfg.journal_snapshot_every;
+            let compaction = Compaction::new(mirror, &loaded, cfg.live_mode, every);
+            Some(Journal::start(
+                path,
+                precision,
+                Some(loaded.good_len),
+                Some(compaction),
+            )?)
+        }
         None => None,
     };
     let mut settings = cfg.core_settings(FillModel::Cross);
@@ -229,7 +241,7 @@ fn restore(
     live: bool,
 ) {
     let mut out: Vec<Intent> = Vec::new();
-    let still_open = core.restore(&loaded.entries);
+    let still_open = core.restore(loaded.snapshot.as_ref(), &loaded.entries);
     if !loaded.entries.is_empty() {
         let a = core.account();
         let p = core.params().precision();
@@ -309,7 +321,7 @@ fn journal_open_orders(
     }
     let mut probe = Core::new(settings, 1)?;
     Ok(probe
-        .restore(&loaded.entries)
+        .restore(loaded.snapshot.as_ref(), &loaded.entries)
         .into_iter()
         .map(|o| Adopt {
             req: o.req,

@@ -369,6 +369,17 @@ impl Accounting {
         }
     }
 
+    /// Puts back a trade history (newest first) and fill count from a journal snapshot.
+    pub fn restore_history(&mut self, newest_first: &[FillRecord], fills: u64) {
+        self.history = [None; HISTORY_LEN];
+        self.history_next = 0;
+        for r in newest_first.iter().take(HISTORY_LEN).rev() {
+            self.history[self.history_next] = Some(*r);
+            self.history_next = (self.history_next + 1) % HISTORY_LEN;
+        }
+        self.fills = fills;
+    }
+
     /// Restarts the hold clock of the open round trip (a position grown out of dust: the time
     /// stop counts from when it became tradable).
     pub fn restart_hold(&mut self, now: Nanos) {

@@ -150,6 +150,17 @@ pub struct Core {
     now: Nanos,
 }
 
+/// The restorable state a journal snapshot holds (see [`Core::snapshot`]).
+#[derive(Debug, Clone)]
+pub struct CoreSnapshot {
+    /// The account: position, basis, cash, PnL, fees, trips, equity marks, baseline, history.
+    pub acct: Accounting,
+    /// The orders still live, with what they filled (already booked in `acct`).
+    pub open: [Option<Order>; MAX_ORDERS],
+    /// The next client id (ids continue after the journal's).
+    pub next_id: ClientId,
+}
+
 /// Rate-counter room the core leaves for what never waits (cancels, exits, force exits).
 const RATE_RESERVE_SHARE: f64 = 1.0 / 3.0;
 
@@ -773,33 +784,22 @@ impl Core {
         }
     }
 
-    /// Rebuilds orders and account from journal records, in order (see [`JournalEntry`]).
-    /// Market state is not touched. Balance reports of earlier runs are checks and restore
-    /// nothing; this run's first report funds the bot again (see `on_balances`). Returns the
-    /// orders the journal still had open: in paper mode they died with the process; in live
-    /// mode the exchange has the final word.
-    pub fn restore(&mut self, entries: &[JournalEntry]) -> Vec<Order> {
-        let mut discard = Discard;
+    /// Rebuilds orders and account from a journal: its snapshot (what compaction kept of
+    /// everything before it), then its records in order (see [`JournalEntry`]). Market state
+    /// is not touched. Balance reports of earlier runs are checks and restore nothing; this
+    /// run's first report funds the bot again (see `on_balances`). Returns the orders the
+    /// journal still had open: in paper mode they died with the process; in live mode the
+    /// exchange has the final word.
+    pub fn restore(
+        &mut self,
+        snapshot: Option<&CoreSnapshot>,
+        entries: &[JournalEntry],
+    ) -> Vec<Order> {
+        if let Some(s) = snapshot {
+            self.restore_snapshot(s);
+        }
         for e in entries {
-            match e.kind {
-                JournalKind::Placed(req) => self.orders.restore(req, e.t),
-                JournalKind::Order(OrderEvent::Balances { .. }) => {}
-                JournalKind::Order(ev) => {
-                    self.apply_order_event(e.t, &ev, &mut discard);
-                }
-                JournalKind::Funded { baseline, cash } => self.acct.fund(baseline, cash),
-                JournalKind::Equity {
-                    start,
-                    peak,
-                    max_drawdown_ppm,
-                } => {
-                    self.acct.start_equity = start;
-                    self.acct.peak_equity = peak;
-                    self.acct.max_drawdown_ppm = max_drawdown_ppm;
-                    self.acct.anchored = true;
-                    self.journaled_equity = (e.t, (peak, max_drawdown_ppm));
-                }
-            }
+            self.replay(e);
         }
         // Alerts of the replay went nowhere; what they decided is this run's to find again.
         self.acct.reported = None;
@@ -807,6 +807,52 @@ impl Core {
         self.drift_suspect = false;
         self.dust_alerted = false;
         self.orders.live().copied().collect()
+    }
+
+    /// Applies one journal record, as [`Core::restore`] does (the journal thread keeps a
+    /// mirror of the account this way, for its snapshots).
+    pub fn replay(&mut self, e: &JournalEntry) {
+        match e.kind {
+            JournalKind::Placed(req) => self.orders.restore(req, e.t),
+            JournalKind::Order(OrderEvent::Balances { .. }) => {}
+            JournalKind::Order(ev) => self.apply_order_event(e.t, &ev, &mut Discard),
+            JournalKind::Funded { baseline, cash } => self.acct.fund(baseline, cash),
+            JournalKind::Equity {
+                start,
+                peak,
+                max_drawdown_ppm,
+            } => {
+                self.acct.start_equity = start;
+                self.acct.peak_equity = peak;
+                self.acct.max_drawdown_ppm = max_drawdown_ppm;
+                self.acct.anchored = true;
+                self.journaled_equity = (e.t, (peak, max_drawdown_ppm));
+            }
+        }
+    }
+
+    /// What a journal snapshot keeps: the account, the live orders, the next client id.
+    #[must_use]
+    pub fn snapshot(&self) -> CoreSnapshot {
+        let mut open = [None; MAX_ORDERS];
+        for (slot, o) in open.iter_mut().zip(self.orders.live()) {
+            *slot = Some(*o);
+        }
+        CoreSnapshot {
+            acct: self.acct.clone(),
+            open,
+            next_id: self.orders.next_id(),
+        }
+    }
+
+    fn restore_snapshot(&mut self, s: &CoreSnapshot) {
+        self.acct = s.acct.clone();
+        self.acct.reported = None;
+        self.journaled_equity = (self.now, (s.acct.peak_equity, s.acct.max_drawdown_ppm));
+        for o in s.open.iter().flatten() {
+            self.orders.restore_order(*o);
+        }
+        self.orders.continue_from(s.next_id);
     }
 
     fn pause(&mut self, r: Rule) {

@@ -199,6 +199,27 @@ impl OrderManager {
         }
     }
 
+    /// Re-registers a live order from a journal snapshot exactly as it was (its fills are
+    /// already in the snapshot's account: nothing is booked).
+    pub fn restore_order(&mut self, o: Order) {
+        self.next_id = self.next_id.max(o.req.cl_id + 1);
+        if self.get(o.req.cl_id).is_none() && self.n < MAX_ORDERS {
+            self.live[self.n] = Some(o);
+            self.n += 1;
+        }
+    }
+
+    /// The next client id this manager gives out.
+    #[must_use]
+    pub fn next_id(&self) -> ClientId {
+        self.next_id
+    }
+
+    /// Client ids continue from `id` at least (a journal snapshot's).
+    pub fn continue_from(&mut self, id: ClientId) {
+        self.next_id = self.next_id.max(id);
+    }
+
     /// Marks a cancel as sent; `false` if the order is unknown or a cancel is already out.
     pub fn mark_cancel(&mut self, cl_id: ClientId) -> bool {
         match self.live_mut(cl_id) {

@@ -22,6 +22,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use serde::{Deserialize, Serialize};
 
+use crate::core::engine::{Core, CoreSnapshot};
 use crate::core::event::{
     CancelReason, ClientId, Intent, JournalEntry, JournalKind, OrderEvent, OrderRequest, Purpose,
     RejectReason, Side,
@@ -46,6 +47,13 @@ pub enum Record {
     },
     /// From the core.
     Core(JournalEntry),
+    /// Compaction: the core's restorable state; every record before it is covered by it.
+    Snapshot {
+        /// Time.
+        t: Nanos,
+        /// The state, as [`crate::side::snapshot::to_json`] writes it.
+        state: serde_json::Value,
+    },
     /// From the order worker: the exchange's id for one of our orders.
     Txid {
         /// Time.
@@ -103,6 +111,8 @@ struct Line {
     kraken_cl: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state: Option<serde_json::Value>,
 }
 
 const REJECT_REASONS: [(RejectReason, &str); 6] = [
@@ -209,6 +219,11 @@ pub fn encode(r: &Record, p: Precision) -> String {
             l.t = *t;
             l.event = "session".into();
             l.mode = Some(if *live { "live" } else { "paper" }.into());
+        }
+        Record::Snapshot { t, state } => {
+            l.t = *t;
+            l.event = "snapshot".into();
+            l.state = Some(state.clone());
         }
         Record::Txid {
             t,
@@ -335,6 +350,12 @@ pub fn decode(text: &str, p: Precision) -> Result<Record, LineError> {
                 },
             });
         }
+        "snapshot" => {
+            let state = l.state.ok_or(LineError::Missing("state"))?;
+            crate::side::snapshot::from_json(&state, p)
+                .map_err(|e| LineError::Json(e.to_string()))?;
+            return Ok(Record::Snapshot { t: l.t, state });
+        }
         "txid" => {
             return Ok(Record::Txid {
                 t: l.t,
@@ -396,7 +417,9 @@ pub fn decode(text: &str, p: Precision) -> Result<Record, LineError> {
 /// A journal read back.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    /// The core's records, in order.
+    /// The last snapshot (compaction): the state every earlier record led to.
+    pub snapshot: Option<CoreSnapshot>,
+    /// The core's records after it, in order.
     pub entries: Vec<JournalEntry>,
     /// The mode of the first run that wrote it.
     pub live: Option<bool>,
@@ -450,6 +473,12 @@ pub fn load(path: &Path, p: Precision) -> Result<Loaded, JournalError> {
         }
         match parsed {
             Ok(Record::Core(e)) => out.entries.push(e),
+            Ok(Record::Snapshot { state, .. }) => {
+                // It covers everything before it (a compacted journal starts with it).
+                out.snapshot = crate::side::snapshot::from_json(&state, p).ok();
+                out.entries.clear();
+                out.txids.clear();
+            }
             Ok(Record::Session { live, .. }) => {
                 out.live.get_or_insert(live);
                 out.sessions += 1;
@@ -479,6 +508,8 @@ pub struct JournalStats {
     pub dropped: AtomicU64,
     /// Write or flush failures.
     pub errors: AtomicU64,
+    /// Times the journal was rewritten as a snapshot.
+    pub compactions: AtomicU64,
 }
 
 /// The feed thread's (and worker's) end of the journal.
@@ -508,6 +539,12 @@ impl JournalSender {
         }
     }
 
+    /// Records waiting for the journal thread.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.tx.len()
+    }
+
     /// The counters.
     #[must_use]
     pub fn stats(&self) -> &JournalStats {
@@ -533,6 +570,7 @@ impl Journal {
         path: &Path,
         p: Precision,
         resume_at: Option<u64>,
+        compaction: Option<Compaction>,
     ) -> Result<Journal, JournalError> {
         let err = |source| JournalError::Io {
             path: path.display().to_string(),
@@ -566,9 +604,10 @@ impl Journal {
         let (tx, rx) = bounded(CAPACITY);
         let stats = Arc::new(JournalStats::default());
         let s = stats.clone();
+        let at = path.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || write_loop(&rx, file, p, &s))
+            .spawn(move || write_loop(&rx, file, &at, p, &s, compaction))
             .map_err(JournalError::Thread)?;
         Ok(Journal {
             sender: JournalSender { tx, stats },
@@ -601,25 +640,152 @@ impl Journal {
     }
 }
 
-fn write_loop(rx: &Receiver<Record>, file: File, p: Precision, stats: &JournalStats) {
+/// Keeps the journal small: a mirror of the core's account, fed every record written, and
+/// every `every` records the file is rewritten as one snapshot of it (plus the exchange ids of
+/// the orders still open), crash-safe: written beside it, synced, renamed over it.
+pub struct Compaction {
+    /// A core restored from the journal as loaded (its market state is never used).
+    pub core: Core,
+    /// Exchange ids by our id, as loaded.
+    pub txids: BTreeMap<ClientId, (String, String)>,
+    /// The journal's mode.
+    pub live: bool,
+    /// Records between snapshots.
+    pub every: u64,
+    written: u64,
+}
+
+impl std::fmt::Debug for Compaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compaction")
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Compaction {
+    /// A mirror of the journal as loaded (`core` restored from it), compacting every `every`
+    /// records.
+    #[must_use]
+    pub fn new(core: Core, loaded: &Loaded, live: bool, every: u64) -> Compaction {
+        Compaction {
+            core,
+            txids: loaded.txids.clone(),
+            live,
+            every: every.max(1),
+            written: 0,
+        }
+    }
+
+    fn apply(&mut self, r: &Record) {
+        match r {
+            Record::Core(e) => self.core.replay(e),
+            Record::Txid {
+                cl_id,
+                txid,
+                kraken_cl,
+                ..
+            } => {
+                self.txids.insert(*cl_id, (txid.clone(), kraken_cl.clone()));
+            }
+            Record::Session { .. } | Record::Snapshot { .. } => {}
+        }
+        self.written += 1;
+    }
+
+    /// The compacted journal's lines: the mode, the snapshot, the open orders' exchange ids.
+    fn lines(&mut self, p: Precision) -> String {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as Nanos);
+        let snap = self.core.snapshot();
+        let open: Vec<ClientId> = snap.open.iter().flatten().map(|o| o.req.cl_id).collect();
+        self.txids.retain(|id, _| open.contains(id));
+        let mut out = encode(&Record::Session { t, live: self.live }, p);
+        out.push('\n');
+        let state = crate::side::snapshot::to_json(&snap, p);
+        out.push_str(&encode(&Record::Snapshot { t, state }, p));
+        out.push('\n');
+        for (cl_id, (txid, kraken_cl)) in &self.txids {
+            let r = Record::Txid {
+                t,
+                cl_id: *cl_id,
+                txid: txid.clone(),
+                kraken_cl: kraken_cl.clone(),
+            };
+            out.push_str(&encode(&r, p));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Rewrites `path` as `text`: a new file beside it, synced, renamed over it, the folder synced;
+/// returns the new file opened for appending. A crash at any point leaves the old journal or
+/// the new one, whole.
+fn replace_file(path: &Path, text: &str) -> std::io::Result<File> {
+    let tmp = path.with_extension("compacting");
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir)?.sync_all()?;
+    }
+    OpenOptions::new().append(true).open(path)
+}
+
+fn write_loop(
+    rx: &Receiver<Record>,
+    file: File,
+    path: &Path,
+    p: Precision,
+    stats: &JournalStats,
+    mut compaction: Option<Compaction>,
+) {
     let mut out = std::io::BufWriter::new(file);
     // One flush per batch: whatever arrived together reaches the file together.
     while let Ok(first) = rx.recv() {
-        let mut n = 0u64;
         for r in std::iter::once(first).chain(rx.try_iter()) {
             let mut line = encode(&r, p);
             line.push('\n');
             if out.write_all(line.as_bytes()).is_err() {
                 stats.errors.fetch_add(1, Ordering::Relaxed);
+            } else {
+                stats.written.fetch_add(1, Ordering::Relaxed);
             }
-            n += 1;
+            if let Some(c) = &mut compaction {
+                c.apply(&r);
+                if c.written >= c.every && out.flush().is_ok() {
+                    compact(c, path, p, stats, &mut out);
+                }
+            }
         }
-        if out.flush().is_err() {
-            if stats.errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                log::error!("journal: write failed; fills are no longer being journaled");
-            }
-        } else {
-            stats.written.fetch_add(n, Ordering::Relaxed);
+        if out.flush().is_err() && stats.errors.fetch_add(1, Ordering::Relaxed) == 0 {
+            log::error!("journal: write failed; fills are no longer being journaled");
+        }
+    }
+}
+
+/// Rewrites the journal as the mirror's snapshot; on failure the journal keeps growing.
+fn compact(
+    c: &mut Compaction,
+    path: &Path,
+    p: Precision,
+    stats: &JournalStats,
+    out: &mut std::io::BufWriter<File>,
+) {
+    c.written = 0;
+    match replace_file(path, &c.lines(p)) {
+        Ok(f) => {
+            *out = std::io::BufWriter::new(f);
+            stats.compactions.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            log::error!("journal: compaction failed ({e}); the journal keeps growing");
         }
     }
 }
@@ -699,7 +865,7 @@ mod tests {
     }
 
     fn write_all(path: &Path, records: &[Record]) {
-        let j = Journal::start(path, P, None).unwrap();
+        let j = Journal::start(path, P, None, None).unwrap();
         let s = j.sender();
         for r in records {
             s.send(r.clone());
@@ -732,7 +898,7 @@ mod tests {
         assert_eq!(loaded.txids.get(&42).map(|t| t.1.as_str()), Some("wb2a"));
         assert_eq!(loaded.live, Some(true));
         // Appending resumes after the last whole line: the next load is clean.
-        let j = Journal::start(&path, P, Some(loaded.good_len)).unwrap();
+        let j = Journal::start(&path, P, Some(loaded.good_len), None).unwrap();
         j.sender().send(Record::Session { t: 11, live: true });
         j.finish();
         let again = load(&path, P).unwrap();
@@ -753,7 +919,7 @@ mod tests {
         let loaded = load(&path, P).unwrap();
         assert!(!loaded.torn);
         assert_eq!(loaded.entries.len(), 1);
-        let j = Journal::start(&path, P, Some(loaded.good_len)).unwrap();
+        let j = Journal::start(&path, P, Some(loaded.good_len), None).unwrap();
         j.sender().send(all_kinds()[5].clone());
         j.finish();
         let again = load(&path, P).unwrap();
@@ -776,5 +942,134 @@ mod tests {
             "no file: empty"
         );
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// `trips` paper round trips of 0.001 BTC (buy 60000.0, sell 60010.0), then one buy left
+    /// open with half of it filled: every kind of record compaction must carry over.
+    pub(crate) fn trading_records(trips: u64) -> Vec<Record> {
+        let mut out = Vec::new();
+        let core = |t: Nanos, kind| Record::Core(JournalEntry { t, kind });
+        let mut id = 1;
+        let mut order = |out: &mut Vec<Record>, t: Nanos, side, price, fill: u64| {
+            let req = OrderRequest {
+                cl_id: id,
+                side,
+                price: Price(price),
+                qty: Qty(100_000),
+                post_only: true,
+                ioc: false,
+                purpose: if side == Side::Buy {
+                    Purpose::Entry
+                } else {
+                    Purpose::Exit
+                },
+            };
+            out.push(core(t, JournalKind::Placed(req)));
+            out.push(core(
+                t,
+                JournalKind::Order(OrderEvent::Accepted { cl_id: id }),
+            ));
+            let cost = Cash::notional(Price(price), Qty(fill));
+            out.push(core(
+                t + 1,
+                JournalKind::Order(OrderEvent::Fill {
+                    cl_id: id,
+                    cum_qty: Qty(fill),
+                    cum_cost: cost,
+                    cum_fee: Cash(cost.0 * 16 / 10_000),
+                }),
+            ));
+            out.push(Record::Txid {
+                t: t + 1,
+                cl_id: id,
+                txid: format!("O{id:05}-AAAAA-BBBBBB"),
+                kraken_cl: format!("wb{id:x}"),
+            });
+            id += 1;
+        };
+        for k in 0..trips {
+            let t = k as Nanos * 1_000_000_000;
+            order(&mut out, t, Side::Buy, 600_000, 100_000);
+            order(&mut out, t + 10, Side::Sell, 600_100, 100_000);
+            out.push(core(
+                t + 20,
+                JournalKind::Equity {
+                    start: Cash(10_000_000_000_000),
+                    peak: Cash(10_000_000_000_000 + k as i128),
+                    max_drawdown_ppm: 0,
+                },
+            ));
+        }
+        order(
+            &mut out,
+            trips as Nanos * 1_000_000_000,
+            Side::Buy,
+            599_000,
+            50_000,
+        );
+        out
+    }
+
+    fn restored(path: &Path) -> (Core, Loaded) {
+        let loaded = load(path, P).unwrap();
+        let mut core = Core::new(&crate::core::Settings::default(), 1).unwrap();
+        core.restore(loaded.snapshot.as_ref(), &loaded.entries);
+        (core, loaded)
+    }
+
+    #[test]
+    fn compaction_keeps_the_journal_small_and_restores_the_same_account() {
+        let records = trading_records(400); // 3 601 records
+        let full = temp("uncompacted");
+        let small = temp("compacted");
+        let _ = std::fs::remove_file(&full);
+        let _ = std::fs::remove_file(&small);
+        write_all(&full, &records);
+        let mirror = Core::new(&crate::core::Settings::default(), 1).unwrap();
+        let c = Compaction::new(mirror, &Loaded::default(), false, 500);
+        let j = Journal::start(&small, P, None, Some(c)).unwrap();
+        let s = j.sender();
+        for r in &records {
+            s.send(r.clone());
+        }
+        drop(s);
+        let stats = j.finish();
+        assert!(stats.compactions.load(Ordering::Relaxed) >= 7);
+        let lines = std::fs::read_to_string(&small).unwrap().lines().count();
+        assert!(lines < 510, "{lines} lines: the journal stays small");
+        let (a, la) = restored(&full);
+        let (b, lb) = restored(&small);
+        assert!(la.snapshot.is_none() && lb.snapshot.is_some());
+        // The same account, trade history, open order (with its half fill) and next id.
+        let (sa, sb) = (a.snapshot(), b.snapshot());
+        assert_eq!(
+            crate::side::snapshot::to_json(&sa, P),
+            crate::side::snapshot::to_json(&sb, P)
+        );
+        assert_eq!(sb.acct.round_trips, 400);
+        assert_eq!(sb.acct.position, 50_000);
+        assert_eq!(sb.open.iter().flatten().count(), 1);
+        // The open order's exchange id survives; those of orders that ended before the last
+        // snapshot are cut (the file holds only the ids written since).
+        let open = sb.open.iter().flatten().next().unwrap();
+        assert!(lb.txids.contains_key(&open.req.cl_id));
+        assert!(lb.txids.len() < la.txids.len() / 10, "{}", lb.txids.len());
+        assert_eq!(lb.live, Some(false));
+        // A fill reported again after the restart books nothing twice.
+        let mut again = b;
+        let mut sink = Vec::new();
+        again.handle(
+            1,
+            crate::core::Event::Order(OrderEvent::Fill {
+                cl_id: open.req.cl_id,
+                cum_qty: open.filled,
+                cum_cost: open.cum_cost,
+                cum_fee: open.cum_fee,
+            }),
+            &mut sink,
+        );
+        assert_eq!(again.account().position, 50_000);
+        std::fs::remove_file(&full).unwrap();
+        std::fs::remove_file(&small).unwrap();
     }
 }

@@ -3,5 +3,6 @@
 pub mod dashboard;
 pub mod journal;
 pub mod notify;
+pub mod snapshot;
 pub mod status;
 pub mod telegram;

@@ -579,7 +579,7 @@ fn a_restart_finds_the_baseline_as_the_balance_less_the_restored_own_position() 
         },
     ];
     let mut r = Run::new(&s);
-    r.core.restore(&journal);
+    r.core.restore(None, &journal);
     assert_eq!(r.core.account().position, LOT as i64);
     // Today the account holds 0.7 BTC + the bot's 0.001 (the user bought more meanwhile).
     r.balances(10 * SEC, 20_000, 7 * BTC / 10 + LOT);

@@ -612,7 +612,7 @@ fn journal_replay_restores_the_account_exactly() {
         // Restart here: a fresh core fed the journal so far equals the running one.
         if i % 50_000 == 49_999 {
             let mut fresh = Core::new(&cfg(|_| {}), 1).unwrap();
-            let open = fresh.restore(&journal);
+            let open = fresh.restore(None, &journal);
             // The peak moves between journal records (at most once a second); the rest is exact.
             let (a, b) = (account_state(&r.core), account_state(&fresh));
             let strip = |s: &str| {
