@@ -1075,6 +1075,9 @@ impl Core {
         if !(self.exchange_online && self.pair_online) {
             return TradingState::Paused(Rule::ExchangeStatus);
         }
+        if self.paper.is_none() && self.acct.reported.is_none() {
+            return TradingState::Paused(Rule::Unfunded);
+        }
         match self.last_decision {
             Some(d)
                 if !matches!(d.buy, SideAction::Quote(_))

@@ -205,6 +205,7 @@ fn nothing_is_quoted_before_the_accounts_balances_arrive() {
         !r.core.account().anchored,
         "no equity anchored on the paper capital"
     );
+    assert_eq!(r.core.state(), TradingState::Paused(Rule::Unfunded));
     let out = r.balances(2 * SEC, 3_000, 0);
     assert_eq!(sent(&out).len(), 1);
     assert_eq!(r.core.account().start_equity, Cash(3_000 * USD));
