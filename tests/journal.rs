@@ -249,17 +249,8 @@ fn a_live_run_that_falls_back_to_paper_leaves_the_live_journal_alone() {
     std::fs::write(&journal, "").unwrap();
     // Nothing listens at rest_url: the API is unreachable (a refused key is fatal instead).
     drop(rest);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    write_config(
-        &config,
-        &ws.url(),
-        Some(&format!("http://127.0.0.1:{port}")),
-        &journal,
-    );
+    let url = common::unreachable_url();
+    write_config(&config, &ws.url(), Some(&url), &journal);
     let out = bin()
         .args(["run", "--duration", "3", "--json", "--config"])
         .arg(&config)

@@ -338,16 +338,12 @@ fn a_refused_key_exits_2_and_an_unreachable_api_falls_back_to_paper() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("Unknown asset pair"), "{err}");
     // Nothing listening at rest_url: the network is unreachable, paper it is.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let url = common::unreachable_url();
     let unreachable = config(
         "unreachable",
         &ws,
         &rest,
-        &format!("rest_url = \"http://127.0.0.1:{port}\"\nrest_timeout_ms = 500"),
+        &format!("rest_url = \"{url}\"\nrest_timeout_ms = 500"),
     );
     let out = live(bin().args(["run", "--duration", "2", "--json", "--config"]))
         .arg(&unreachable)

@@ -40,6 +40,11 @@ fn with_secrets(c: &mut std::process::Command) -> &mut std::process::Command {
         .env("TELEGRAM_CHAT_ID", "42")
 }
 
+fn assert_no_leaks(stdout: &str, stderr: &str) {
+    assert!(leaks(stdout).is_empty(), "stdout leaks {:?}", leaks(stdout));
+    assert!(leaks(stderr).is_empty(), "stderr leaks {:?}", leaks(stderr));
+}
+
 #[test]
 fn sentinel_secrets_appear_in_no_output() {
     let ws = Simulator::start(SimConfig::default()).unwrap();
@@ -58,23 +63,10 @@ fn sentinel_secrets_appear_in_no_output() {
     );
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("EAPI:Invalid key"), "{stderr}");
-    assert!(
-        leaks(&stdout).is_empty(),
-        "stdout leaks {:?}",
-        leaks(&stdout)
-    );
-    assert!(
-        leaks(&stderr).is_empty(),
-        "stderr leaks {:?}",
-        leaks(&stderr)
-    );
+    assert_no_leaks(&stdout, &stderr);
     // An unreachable API: the session runs on paper with every secret in its environment.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    write_config(&cfg, &ws.url(), &format!("http://127.0.0.1:{port}"));
+    let url = common::unreachable_url();
+    write_config(&cfg, &ws.url(), &url);
     let mut c = bin();
     with_secrets(c.args(["run", "--json", "--config"]).arg(&cfg));
     let bot = Bot::spawn(c);
@@ -97,16 +89,7 @@ fn sentinel_secrets_appear_in_no_output() {
         stderr.contains("telegram"),
         "the Telegram failure is logged: {stderr}"
     );
-    assert!(
-        leaks(&stdout).is_empty(),
-        "stdout leaks {:?}",
-        leaks(&stdout)
-    );
-    assert!(
-        leaks(&stderr).is_empty(),
-        "stderr leaks {:?}",
-        leaks(&stderr)
-    );
+    assert_no_leaks(&stdout, &stderr);
 }
 
 #[test]

@@ -34,6 +34,15 @@ pub fn demo_with_env(extra: &[&str], env: &[(&str, &str)]) -> Bot {
     Bot::spawn(c)
 }
 
+/// A loopback URL nothing listens on (the port was free a moment ago): an unreachable API.
+pub fn unreachable_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
+
 /// Orders the simulated exchange has open.
 pub fn open_orders(rest: &wildbot::sim::rest::RestSim) -> usize {
     rest.exchange()
