@@ -18,12 +18,13 @@ fn a_killed_bot_leaves_no_order_behind() {
     std::fs::write(
         &cfg,
         format!(
-            "live_mode = true\nws_url = \"{}\"\nrest_url = \"{}\"\ndeadman_refresh_s = 1\n\
+            "live_mode = true\nws_url = \"{}\"\nrest_url = \"{}\"\nws_auth_url = \"{}\"\ndeadman_refresh_s = 1\n\
              deadman_timeout_s = 3\nrest_min_interval_ms = 100\nfill_poll_s = 1\n\
              min_volatility_bps = 0\nlog_level = \"warn\"\n\
              dashboard_bind = \"127.0.0.1:0\"\n",
             ws.url(),
-            rest.url()
+            rest.url(),
+            rest.private().url()
         ),
     )
     .unwrap();

@@ -35,12 +35,13 @@ fn start(name: &str, extra: &str, env: &[(&str, &str)]) -> Session {
     std::fs::write(
         &config,
         format!(
-            "live_mode = true\nws_url = \"{}\"\nrest_url = \"{}\"\nrest_min_interval_ms = 100\n\
+            "live_mode = true\nws_url = \"{}\"\nrest_url = \"{}\"\nws_auth_url = \"{}\"\nrest_min_interval_ms = 100\n\
              fill_poll_s = 1\nrest_timeout_ms = 700\nfeed_timeout_ms = 1000\n\
              ping_interval_ms = 300\ndashboard_bind = \"127.0.0.1:0\"\nlog_level = \"info\"\n\
              min_volatility_bps = 5\nvol_window_s = 10\n{extra}",
             ws.url(),
-            rest.url()
+            rest.url(),
+            rest.private().url()
         ),
     )
     .unwrap();

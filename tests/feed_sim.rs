@@ -214,6 +214,7 @@ fn live_mode_falls_back_to_paper_when_the_api_is_down_at_start() {
     let mut cfg = config(&sim.url());
     cfg.live_mode = true;
     cfg.rest_url = rest.url();
+    cfg.ws_auth_url = rest.private().url();
     cfg.rest_timeout_ms = 500;
     let (notifier, notify) = wildbot::side::notify::start(None).unwrap();
     let opts = RunOptions {

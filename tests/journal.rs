@@ -18,10 +18,12 @@ fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("wildbot-{name}-{}", std::process::id()))
 }
 
-fn write_config(path: &Path, ws: &str, rest: Option<&str>, journal: &Path) {
-    let live = rest.map_or(String::new(), |r| {
+/// `rest`: the REST URL and the authenticated WebSocket's (empty: none).
+fn write_config(path: &Path, ws: &str, rest: Option<(&str, &str)>, journal: &Path) {
+    let live = rest.map_or(String::new(), |(r, a)| {
         format!(
-            "live_mode = true\nrest_url = \"{r}\"\nrest_min_interval_ms = 100\nfill_poll_s = 1\n"
+            "live_mode = true\nrest_url = \"{r}\"\nws_auth_url = \"{a}\"\n\
+             rest_min_interval_ms = 100\nfill_poll_s = 1\n"
         )
     });
     std::fs::write(
@@ -73,7 +75,12 @@ fn live_kill_9_restart_restores_the_simulators_account() {
     let rest = RestSim::start("10000", "0", ws.market()).unwrap();
     let (config, journal) = (temp("journal-live.toml"), temp("journal-live.jsonl"));
     let _ = std::fs::remove_file(&journal);
-    write_config(&config, &ws.url(), Some(&rest.url()), &journal);
+    write_config(
+        &config,
+        &ws.url(),
+        Some((&rest.url(), &rest.private().url())),
+        &journal,
+    );
 
     let bot = start(&config, true);
     let before = status_until(&bot.url, Duration::from_secs(90), |s| {
@@ -250,7 +257,7 @@ fn a_live_run_that_falls_back_to_paper_leaves_the_live_journal_alone() {
     // Nothing listens at rest_url: the API is unreachable (a refused key is fatal instead).
     drop(rest);
     let url = common::unreachable_url();
-    write_config(&config, &ws.url(), Some(&url), &journal);
+    write_config(&config, &ws.url(), Some((&url, "")), &journal);
     let out = bin()
         .args(["run", "--duration", "3", "--json", "--config"])
         .arg(&config)

@@ -36,7 +36,11 @@ fn config(name: &str, ws: &Simulator, rest: &RestSim, extra: &str) -> PathBuf {
     let rest_url = if extra.contains("rest_url") {
         String::new()
     } else {
-        format!("rest_url = \"{}\"\n", rest.url())
+        format!(
+            "rest_url = \"{}\"\nws_auth_url = \"{}\"\n",
+            rest.url(),
+            rest.private().url()
+        )
     };
     std::fs::write(
         &path,

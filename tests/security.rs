@@ -21,11 +21,11 @@ fn leaks(text: &str) -> Vec<&'static str> {
         .collect()
 }
 
-fn write_config(path: &std::path::Path, ws: &str, rest: &str) {
+fn write_config(path: &std::path::Path, ws: &str, rest: &str, auth: &str) {
     std::fs::write(
         path,
         format!(
-            "live_mode = true\nws_url = \"{ws}\"\nrest_url = \"{rest}\"\nlog_level = \"debug\"\n\
+            "live_mode = true\nws_url = \"{ws}\"\nrest_url = \"{rest}\"\nws_auth_url = \"{auth}\"\nlog_level = \"debug\"\n\
              dashboard_bind = \"127.0.0.1:0\"\ntelegram_api_url = \"http://127.0.0.1:9\"\n\
              rest_timeout_ms = 500\n"
         ),
@@ -52,7 +52,7 @@ fn sentinel_secrets_appear_in_no_output() {
     // The exchange refuses the sentinel key: a fatal configuration error (exit 2) whose
     // message quotes Kraken, never the key.
     let rest = RestSim::start("10000", "0", ws.market()).unwrap();
-    write_config(&cfg, &ws.url(), &rest.url());
+    write_config(&cfg, &ws.url(), &rest.url(), &rest.private().url());
     let out = with_secrets(bin().args(["run", "--json", "--duration", "5", "--config"]))
         .arg(&cfg)
         .output()
@@ -66,7 +66,7 @@ fn sentinel_secrets_appear_in_no_output() {
     assert_no_leaks(&stdout, &stderr);
     // An unreachable API: the session runs on paper with every secret in its environment.
     let url = common::unreachable_url();
-    write_config(&cfg, &ws.url(), &url);
+    write_config(&cfg, &ws.url(), &url, "");
     let mut c = bin();
     with_secrets(c.args(["run", "--json", "--config"]).arg(&cfg));
     let bot = Bot::spawn(c);

@@ -15,11 +15,12 @@ fn live_bot(ws: &Simulator, rest: &RestSim, name: &str) -> Bot {
     std::fs::write(
         &cfg,
         format!(
-            "live_mode = true\nws_url = \"{}\"\nrest_url = \"{}\"\nrest_min_interval_ms = 100\n\
+            "live_mode = true\nws_url = \"{}\"\nrest_url = \"{}\"\nws_auth_url = \"{}\"\nrest_min_interval_ms = 100\n\
              fill_poll_s = 1\nmin_volatility_bps = 0\nlog_level = \"info\"\n\
              dashboard_bind = \"127.0.0.1:0\"\n",
             ws.url(),
-            rest.url()
+            rest.url(),
+            rest.private().url()
         ),
     )
     .unwrap();

@@ -8,7 +8,7 @@ use wildbot::core::event::Side;
 use wildbot::core::event::{CancelReason, Intent, OrderEvent, OrderRequest, Purpose, RejectReason};
 use wildbot::core::money::{Cash, Price, Qty};
 use wildbot::core::ratecounter::Tier;
-use wildbot::exec::worker::{self, WorkerConfig, WorkerLink};
+use wildbot::exec::worker::{self, WorkerConfig, WorkerEvent, WorkerLink};
 use wildbot::kraken::rest::Credentials;
 use wildbot::sim::rest::{DEMO_KEY, DEMO_SECRET, MarketView, RestSim};
 
@@ -33,6 +33,8 @@ fn cfg(sim: &RestSim) -> WorkerConfig {
         deadman_timeout_s: 60,
         timeout: Duration::from_millis(500),
         tier: Tier::Starter,
+        fill_poll_backstop: Duration::from_secs(60),
+        private_stream: false,
         reports: None,
         journal: None,
         adopt: Vec::new(),
@@ -61,6 +63,20 @@ fn buy(cl_id: u64, price: i64) -> OrderRequest {
     }
 }
 
+/// The worker's news as the core hears it (no amend in flight: an order's totals are its own).
+fn as_order(ev: WorkerEvent) -> Option<OrderEvent> {
+    match ev {
+        WorkerEvent::Order(ev) => Some(ev),
+        WorkerEvent::Totals { cl_id, totals, .. } => Some(OrderEvent::Fill {
+            cl_id,
+            cum_qty: totals.0,
+            cum_cost: totals.1,
+            cum_fee: totals.2,
+        }),
+        _ => None,
+    }
+}
+
 /// Waits for an event matching `f`, collecting everything seen.
 fn wait_for(
     link: &WorkerLink,
@@ -70,6 +86,7 @@ fn wait_for(
     let deadline = Instant::now() + Duration::from_secs(8);
     while Instant::now() < deadline {
         if let Ok(ev) = link.events.recv_timeout(Duration::from_millis(50)) {
+            let Some(ev) = as_order(ev) else { continue };
             seen.push(ev);
             if f(&ev) {
                 return ev;

@@ -237,7 +237,12 @@ pub struct Config {
     pub feed_latency_ms: u64,
     // Live operation.
     pub rest_min_interval_ms: u64,
+    /// Kraken's authenticated WebSocket v2 (orders and fills in real time); empty: REST
+    /// polling only.
+    pub ws_auth_url: String,
     pub fill_poll_s: u64,
+    /// QueryOrders interval while the private stream is healthy (a cross-check).
+    pub fill_poll_backstop_s: u64,
     pub balance_refresh_s: u64,
     pub rate_tier: Tier,
     /// Dead man's switch: CancelAllOrdersAfter every this many seconds (0: off).
@@ -315,7 +320,9 @@ impl Default for Config {
             order_latency_ms: s.order_latency_ms,
             feed_latency_ms: s.feed_latency_ms,
             rest_min_interval_ms: 1000,
+            ws_auth_url: "wss://ws-auth.kraken.com/v2".into(),
             fill_poll_s: 5,
+            fill_poll_backstop_s: 60,
             balance_refresh_s: 300,
             rate_tier: s.rate_tier,
             deadman_refresh_s: 20,
@@ -422,6 +429,7 @@ impl Config {
     pub fn feed_settings(&self) -> FeedSettings {
         FeedSettings {
             ws_url: self.ws_url.clone(),
+            ws_auth_url: self.ws_auth_url.clone(),
             ws_ca_file: self.ws_ca_file.clone(),
             symbol: self.symbol.clone(),
             book_depth: self.book_depth,
@@ -442,6 +450,8 @@ impl Config {
             precision: self.precision(),
             min_interval: Duration::from_millis(self.rest_min_interval_ms),
             fill_poll: Duration::from_secs(self.fill_poll_s),
+            fill_poll_backstop: Duration::from_secs(self.fill_poll_backstop_s),
+            private_stream: !self.ws_auth_url.is_empty(),
             balance_refresh: Duration::from_secs(self.balance_refresh_s),
             deadman_refresh: Duration::from_secs(self.deadman_refresh_s),
             deadman_timeout_s: self.deadman_timeout_s,
@@ -587,6 +597,7 @@ impl Config {
             ("rest_min_interval_ms", self.rest_min_interval_ms, DAY_MS),
             ("rest_timeout_ms", self.rest_timeout_ms, DAY_MS),
             ("fill_poll_s", self.fill_poll_s, DAY_S),
+            ("fill_poll_backstop_s", self.fill_poll_backstop_s, DAY_S),
             ("balance_refresh_s", self.balance_refresh_s, DAY_S),
             ("deadman_refresh_s", self.deadman_refresh_s, DAY_S),
             ("deadman_timeout_s", self.deadman_timeout_s, DAY_S),
@@ -674,6 +685,15 @@ impl Config {
         if !(self.rest_url.starts_with("http://") || self.rest_url.starts_with("https://")) {
             return Err(invalid("rest_url", "must start with http:// or https://"));
         }
+        if !(self.ws_auth_url.is_empty()
+            || self.ws_auth_url.starts_with("ws://")
+            || self.ws_auth_url.starts_with("wss://"))
+        {
+            return Err(invalid(
+                "ws_auth_url",
+                "must start with ws:// or wss:// (or be empty: REST polling only)",
+            ));
+        }
         let qty = |key: &'static str, v: &DecimalValue| -> Result<u64, ConfigError> {
             v.decimal().to_units(self.qty_precision).map_err(|e| {
                 invalid(
@@ -760,6 +780,7 @@ impl Config {
             ("max_hold_s", self.max_hold_s),
             ("rest_min_interval_ms", self.rest_min_interval_ms),
             ("fill_poll_s", self.fill_poll_s),
+            ("fill_poll_backstop_s", self.fill_poll_backstop_s),
             ("balance_refresh_s", self.balance_refresh_s),
             ("ema_window", u64::from(self.ema_window)),
             ("vol_window_s", u64::from(self.vol_window_s)),

@@ -95,6 +95,7 @@ pub fn demo(config: Option<&Path>, d: &DemoArgs, args: &SessionArgs) -> ExitCode
     if let Some(r) = &rest {
         cfg.live_mode = true;
         cfg.rest_url = r.url();
+        cfg.ws_auth_url = r.private().url();
         cfg.rest_min_interval_ms = 200;
         cfg.fill_poll_s = 1;
         match Credentials::new(DEMO_KEY, DEMO_SECRET) {
@@ -108,7 +109,11 @@ pub fn demo(config: Option<&Path>, d: &DemoArgs, args: &SessionArgs) -> ExitCode
         d.seed,
         d.volatility,
         rest.as_ref()
-            .map(|r| format!(", private REST at {} (LIVE against the simulator)", r.url()))
+            .map(|r| format!(
+                ", private REST at {} and WebSocket at {} (LIVE against the simulator)",
+                r.url(),
+                r.private().url()
+            ))
             .unwrap_or_default()
     );
     let code = run_session(&cfg, args, creds);

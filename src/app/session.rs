@@ -572,6 +572,20 @@ pub fn render_summary(s: &Summary) -> String {
         s.fees_paid,
         s.equity,
     );
+    if s.mode == "live" {
+        out.push_str(&format!(
+            "private  stream {}, {} connects, {} reconnects, {} token refusals; fills {} from the \
+             stream, {} from polls, {} duplicates booked once, {} foreign ignored\n",
+            s.private_link,
+            s.counters.private_connects,
+            s.counters.private_reconnects,
+            s.counters.token_refusals,
+            s.counters.fills_ws,
+            s.counters.fills_poll,
+            s.counters.duplicate_execs,
+            s.counters.foreign_fills,
+        ));
+    }
     if let (Some(base), Some(quote)) = (s.account_base, s.account_quote) {
         out.push_str(&format!(
             "exchange base {base:.8} (baseline {:.8}, not traded; own {:.8}), quote {quote:.2} \
@@ -595,6 +609,7 @@ pub fn latency_table(s: &Summary) -> String {
     ];
     if s.mode == "live" {
         rows.push(("intent -> REST answer".into(), s.intent_to_ack));
+        rows.push(("fill -> booked in core".into(), s.fill_to_core));
         for (name, r) in s.rest_round_trip.iter().filter(|(_, r)| r.count > 0) {
             rows.push((format!("REST {name}"), *r));
         }

@@ -18,7 +18,7 @@ use crate::core::event::{Rule, Side};
 use crate::core::money::{Cash, Qty};
 use crate::core::orders::{MAX_ORDERS, Order, OrderManager, OrderState, OrderUpdate};
 use crate::core::paper::{MAX_PAPER_EVENTS, PaperVenue};
-use crate::core::ratecounter::{ADD_COST, TradingCounter, amend_cost, cancel_cost};
+use crate::core::ratecounter::{ADD_COST, Tier, TradingCounter, amend_cost, cancel_cost};
 use crate::core::settings::{OnDrawdown, Settings, SettingsError};
 use crate::core::signals::Signals;
 use crate::core::strategy::{self, Decision, Inputs, Params, SideAction};
@@ -147,6 +147,8 @@ pub struct Core {
     drift: bool,
     /// The dust alert for the current dust position was sent.
     dust_alerted: bool,
+    /// Live: since when the private stream's reconciliation holds new orders back.
+    reconciling_since: Option<Nanos>,
     now: Nanos,
 }
 
@@ -163,6 +165,9 @@ pub struct CoreSnapshot {
 
 /// Rate-counter room the core leaves for what never waits (cancels, exits, force exits).
 const RATE_RESERVE_SHARE: f64 = 1.0 / 3.0;
+
+/// Longest a reconciliation of the private stream holds quoting back.
+const RECONCILE_HOLD_MAX: Nanos = 15 * SEC_NS;
 
 /// First wait after the venue refuses an order (not post-only); doubles per refusal in a row.
 const REJECT_BACKOFF_MIN: Nanos = SEC_NS;
@@ -232,6 +237,7 @@ impl Core {
             drift_suspect: false,
             drift: false,
             dust_alerted: false,
+            reconciling_since: None,
             now: 0,
             settings: settings.clone(),
             params,
@@ -504,6 +510,24 @@ impl Core {
                 self.check_drift(true, out);
                 return;
             }
+            OrderEvent::Reconciling => {
+                self.reconciling_since = Some(now);
+                return;
+            }
+            OrderEvent::Reconciled => {
+                self.reconciling_since = None;
+                return;
+            }
+            OrderEvent::RateLimit { max } => {
+                let tier = Tier::from_max(max);
+                self.rate
+                    .set_tier(now, tier, tier.threshold() * RATE_RESERVE_SHARE);
+                return;
+            }
+            OrderEvent::RateCount { centi } => {
+                self.rate.observe(now, f64::from(centi) / 100.0);
+                return;
+            }
             OrderEvent::Balances { quote, base } => {
                 out.push(Intent::Journal(JournalEntry {
                     t: now,
@@ -601,6 +625,19 @@ impl Core {
         self.check_drift(false, out);
     }
 
+    /// Whether a reconciliation still holds new orders back. Bounded: a REST API that cannot
+    /// answer must not keep the risk rules (stops, exits) off for long.
+    fn reconciling(&mut self, now: Nanos) -> bool {
+        match self.reconciling_since {
+            Some(t) if now - t < RECONCILE_HOLD_MAX => true,
+            Some(_) => {
+                self.reconciling_since = None;
+                false
+            }
+            None => false,
+        }
+    }
+
     /// Compares the reported base balance with baseline + position: at a report
     /// (`after_poll = false`) a difference is only suspected (the balance may show a fill the
     /// fill poll has not booked yet); if it is still there after the next poll, it is a drift:
@@ -681,6 +718,13 @@ impl Core {
         if self.paper.is_none() && self.acct.reported.is_none() {
             // Live: nothing is quoted, and no equity anchored, before the account is known.
             self.pause(Rule::Unfunded);
+            self.last_decision = None;
+            return;
+        }
+        if self.reconciling(now) {
+            // The stream's snapshot and REST are settling what happened while it was away:
+            // a decision now could rest on a position that is about to change.
+            self.pause(Rule::Reconciling);
             self.last_decision = None;
             return;
         }
@@ -1078,6 +1122,9 @@ impl Core {
         if self.paper.is_none() && self.acct.reported.is_none() {
             return TradingState::Paused(Rule::Unfunded);
         }
+        if self.reconciling_since.is_some() {
+            return TradingState::Paused(Rule::Reconciling);
+        }
         match self.last_decision {
             Some(d)
                 if !matches!(d.buy, SideAction::Quote(_))
@@ -1090,6 +1137,19 @@ impl Core {
             }
             _ => TradingState::Quoting,
         }
+    }
+
+    /// The rate-counter tier in force (configured, or as Kraken announced it).
+    #[must_use]
+    pub fn rate_tier(&self) -> Tier {
+        self.rate.tier()
+    }
+
+    /// The core's model of Kraken's trading rate counter at `now`.
+    #[must_use]
+    pub fn rate_value(&self, now: Nanos) -> f64 {
+        let mut r = self.rate.clone();
+        r.value(now)
     }
 
     /// The book.

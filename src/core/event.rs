@@ -96,6 +96,36 @@ pub enum OrderEvent {
     /// The worker finished a fill poll (every fill it found came before this): a balance
     /// that disagreed with the position before the poll must agree now.
     Polled,
+    /// Live: the private order stream (re)connected and the bot's orders are being
+    /// reconciled with REST: no new orders until [`OrderEvent::Reconciled`].
+    Reconciling,
+    /// The reconciliation finished: every order's state and fills are known again.
+    Reconciled,
+    /// The account's trading rate-counter threshold, as Kraken announced it (`maxratecount`).
+    RateLimit {
+        /// The threshold (60 Starter, 125 Intermediate, 180 Pro).
+        max: u32,
+    },
+    /// The trading rate counter's value as Kraken streamed it, in hundredths.
+    RateCount {
+        /// The counter × 100.
+        centi: u32,
+    },
+}
+
+impl OrderEvent {
+    /// News about the link or the account rather than an order: never journaled.
+    #[must_use]
+    pub fn is_link_news(&self) -> bool {
+        matches!(
+            self,
+            OrderEvent::Polled
+                | OrderEvent::Reconciling
+                | OrderEvent::Reconciled
+                | OrderEvent::RateLimit { .. }
+                | OrderEvent::RateCount { .. }
+        )
+    }
 }
 
 /// What an order is for; decides its price rule and fee.
@@ -414,11 +444,13 @@ pub enum Rule {
     Unfunded,
     /// Kraken's trading rate counter has no room: a requote (or a new entry) waits.
     RateRoom,
+    /// Live: the private order stream reconnected; orders are reconciled before quoting.
+    Reconciling,
 }
 
 impl Rule {
     /// Number of rules.
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 20;
     /// All rules in counter order.
     pub const ALL: [Rule; Rule::COUNT] = [
         Rule::BookInvalid,
@@ -440,6 +472,7 @@ impl Rule {
         Rule::Drift,
         Rule::Unfunded,
         Rule::RateRoom,
+        Rule::Reconciling,
     ];
 
     /// Snake-case name (JSON keys, metrics labels).
@@ -465,6 +498,7 @@ impl Rule {
             Rule::Drift => "drift",
             Rule::Unfunded => "awaiting_balances",
             Rule::RateRoom => "rate_limit",
+            Rule::Reconciling => "reconciling",
         }
     }
 }

@@ -249,6 +249,13 @@ impl OrderManager {
         self.live().find(|o| o.req.cl_id == cl_id)
     }
 
+    /// A live or recently closed order by id (late fills still find closed ones).
+    #[must_use]
+    pub fn find_any(&self, cl_id: ClientId) -> Option<&Order> {
+        self.get(cl_id)
+            .or_else(|| self.closed.iter().flatten().find(|o| o.req.cl_id == cl_id))
+    }
+
     fn live_mut(&mut self, cl_id: ClientId) -> Option<&mut Order> {
         self.live[..self.n]
             .iter_mut()
@@ -305,7 +312,7 @@ impl OrderManager {
                 cum_cost,
                 cum_fee,
             } => self.on_fill(cl_id, cum_qty, cum_cost, cum_fee),
-            OrderEvent::Balances { .. } | OrderEvent::Polled => OrderUpdate::None,
+            _ => OrderUpdate::None,
         }
     }
 

@@ -21,6 +21,16 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// The tier whose threshold Kraken announced (`maxratecount`): the largest not above it.
+    #[must_use]
+    pub fn from_max(max: u32) -> Tier {
+        match max {
+            m if m >= 180 => Tier::Pro,
+            m if m >= 125 => Tier::Intermediate,
+            _ => Tier::Starter,
+        }
+    }
+
     /// Counter value Kraken refuses above.
     #[must_use]
     pub fn threshold(self) -> f64 {
@@ -116,6 +126,25 @@ impl TradingCounter {
         } else {
             (over / self.tier.decay_per_s() * SEC as f64).ceil() as Nanos
         }
+    }
+
+    /// The account's tier as the exchange announced it; the counter keeps its value.
+    pub fn set_tier(&mut self, now: Nanos, tier: Tier, reserve: f64) {
+        self.value(now);
+        self.tier = tier;
+        self.reserve = reserve;
+    }
+
+    /// The tier in use.
+    #[must_use]
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// The exchange's own value of the counter replaces the local model's.
+    pub fn observe(&mut self, now: Nanos, value: f64) {
+        self.value(now);
+        self.value = value.max(0.0);
     }
 
     /// Books a request that was sent.

@@ -29,6 +29,7 @@ use crate::core::event::{
 use crate::core::money::{Cash, Decimal, Precision, Qty};
 use crate::core::ratecounter::{ADD_COST, Tier, TradingCounter, amend_cost, cancel_cost};
 use crate::core::time::Nanos;
+use crate::exec::clordid::{kraken_cl, origin_of};
 use crate::kraken::errors::KrakenError;
 use crate::kraken::rest::{
     AddOrder, AssetPair, Credentials, OrderInfo, RestClient, normalise_asset,
@@ -59,12 +60,62 @@ const ENDPOINTS: [&str; 9] = [
 /// How often a copy of the report goes to the dashboard.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
+/// What the feed thread asks of the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// An order intent of the core.
+    Core(Intent),
+    /// A fresh token for the authenticated WebSocket (answered with [`WorkerEvent::Token`]).
+    Token,
+    /// The private stream is healthy (fills arrive in real time: polls become the backstop)
+    /// or not (polls are the fill path again).
+    Stream {
+        /// Open, subscribed and its snapshot read.
+        healthy: bool,
+    },
+    /// The private stream (re)connected: query every tracked order now, then say
+    /// [`WorkerEvent::Reconciled`].
+    Reconcile,
+    /// The account's rate-counter tier, as Kraken announced it (`maxratecount`).
+    Tier(Tier),
+}
+
+/// What the worker tells the feed thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerEvent {
+    /// News for the core.
+    Order(OrderEvent),
+    /// A poll's executed totals of a Kraken order (its `cl_ord_id`'s client id `origin`),
+    /// owned by `cl_id`: the feed's fill ledger books what exceeds what is booked.
+    Totals {
+        /// The client id in the order's `cl_ord_id`.
+        origin: ClientId,
+        /// The client id that owns it now.
+        cl_id: ClientId,
+        /// Executed quantity, cost and fee over the order's life.
+        totals: (Qty, Cash, Cash),
+    },
+    /// The Kraken order placed as `origin` now belongs to `cl_id` (an amend, an adoption).
+    Bound {
+        /// The client id in the order's `cl_ord_id`.
+        origin: ClientId,
+        /// Its owner now.
+        cl_id: ClientId,
+    },
+    /// A WebSocket token, or why there is none.
+    Token(Result<String, KrakenError>),
+    /// The reconciliation asked for is done: every tracked order was queried.
+    Reconciled,
+}
+
 /// The feed thread's end of the worker.
 #[derive(Debug)]
 pub struct WorkerLink {
-    intents: Sender<Intent>,
-    /// Order events for the core.
-    pub events: Receiver<OrderEvent>,
+    intents: Sender<Command>,
+    /// Events for the feed thread.
+    pub events: Receiver<WorkerEvent>,
+    /// The WebSocket token fetched at start (when the private stream is on).
+    pub first_token: Option<String>,
     thread: Option<JoinHandle<WorkerReport>>,
 }
 
@@ -75,8 +126,16 @@ impl WorkerLink {
     /// # Errors
     /// The intent back.
     pub fn send(&self, i: Intent) -> Result<(), Intent> {
-        self.intents.try_send(i).map_err(|e| match e {
-            TrySendError::Full(i) | TrySendError::Disconnected(i) => i,
+        self.intents.try_send(Command::Core(i)).map_err(|_| i)
+    }
+
+    /// Hands a command over without waiting.
+    ///
+    /// # Errors
+    /// The channel is full or the worker is gone.
+    pub fn command(&self, c: Command) -> Result<(), Command> {
+        self.intents.try_send(c).map_err(|e| match e {
+            TrySendError::Full(c) | TrySendError::Disconnected(c) => c,
         })
     }
 
@@ -86,7 +145,7 @@ impl WorkerLink {
     pub fn finish(mut self) -> Option<WorkerReport> {
         let _ = self
             .intents
-            .send_timeout(Intent::CancelAll, Duration::from_secs(1));
+            .send_timeout(Command::Core(Intent::CancelAll), Duration::from_secs(1));
         let thread = self.thread.take();
         drop(self.intents);
         thread.and_then(|t| t.join().ok())
@@ -106,8 +165,13 @@ pub struct WorkerConfig {
     pub precision: Precision,
     /// Minimum time between calls.
     pub min_interval: Duration,
-    /// Fill poll interval.
+    /// Fill poll interval (the fill path while the private stream is down).
     pub fill_poll: Duration,
+    /// Fill poll interval while the private stream is healthy (a cross-check).
+    pub fill_poll_backstop: Duration,
+    /// The private stream is configured: fetch its token at start (a key without the
+    /// WebSocket permission is refused).
+    pub private_stream: bool,
     /// Balance refresh interval.
     pub balance_refresh: Duration,
     /// Dead man's switch refresh (zero: off) and timeout.
@@ -145,6 +209,11 @@ pub enum StartError {
         /// The configured WS symbol.
         symbol: String,
     },
+    /// The key may trade but not use the authenticated WebSocket (`ws_auth_url` is set).
+    #[error(
+        "the API key lacks the \"WebSocket interface\" permission (GetWebSocketsToken: {0}); turn it on for the key, or set ws_auth_url = \"\" to poll REST only"
+    )]
+    NoWebSocketPermission(KrakenError),
     /// The API cannot be reached (or fails): the caller falls back to paper.
     #[error("{0}")]
     Unreachable(KrakenError),
@@ -275,6 +344,15 @@ pub fn start(
     // After the leftovers are settled: these balances include whatever they filled.
     let bal = w.client.balance()?;
     w.emit(balances_event(&bal, &w.assets, w.cfg.precision));
+    let first_token = if w.cfg.private_stream {
+        match w.client.websockets_token() {
+            Ok(t) => Some(t),
+            Err(e @ KrakenError::Auth(_)) => return Err(StartError::NoWebSocketPermission(e)),
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
     let thread = std::thread::Builder::new()
         .name("order-worker".into())
         .spawn(move || {
@@ -285,6 +363,7 @@ pub fn start(
     Ok(WorkerLink {
         intents: intent_tx,
         events: event_rx,
+        first_token,
         thread: Some(thread),
     })
 }
@@ -297,8 +376,6 @@ struct Tracked {
     kraken_cl: String,
     txid: Option<String>,
     placed_at: Instant,
-    /// Executed totals already reported for earlier owners of an amended order.
-    base: (Qty, Cash, Cash),
     last_exec: Qty,
 }
 
@@ -326,9 +403,13 @@ struct Worker {
     cfg: WorkerConfig,
     client: RestClient,
     assets: PairAssets,
-    events: Sender<OrderEvent>,
+    events: Sender<WorkerEvent>,
     waker: Arc<mio::Waker>,
     queue: VecDeque<Job>,
+    /// The private stream is healthy: fill polls are the backstop.
+    stream_healthy: bool,
+    /// A reconciliation was asked for and is not done yet.
+    reconcile_due: bool,
     orders: BTreeMap<ClientId, Tracked>,
     counter: TradingCounter,
     epoch: Instant,
@@ -342,17 +423,12 @@ struct Worker {
     stopping: bool,
 }
 
-fn kraken_cl(cl_id: ClientId) -> String {
-    // Kraken takes up to 18 ASCII characters of free text: "wb" + at most 16 hex digits.
-    format!("wb{cl_id:x}")
-}
-
 impl Worker {
     fn new(
         cfg: WorkerConfig,
         client: RestClient,
         assets: PairAssets,
-        events: Sender<OrderEvent>,
+        events: Sender<WorkerEvent>,
         waker: Arc<mio::Waker>,
     ) -> Worker {
         let now = Instant::now();
@@ -367,6 +443,8 @@ impl Worker {
             events,
             waker,
             queue: VecDeque::new(),
+            stream_healthy: false,
+            reconcile_due: false,
             orders: BTreeMap::new(),
             epoch: now,
             next_call: now,
@@ -395,12 +473,25 @@ impl Worker {
     }
 
     fn emit(&self, ev: OrderEvent) {
+        self.tell(WorkerEvent::Order(ev));
+    }
+
+    fn tell(&self, ev: WorkerEvent) {
         // Bounded and drained by the feed thread; blocking briefly here never blocks it.
         let _ = self.events.send_timeout(ev, Duration::from_secs(1));
         let _ = self.waker.wake();
     }
 
-    fn run(&mut self, intents: &Receiver<Intent>) {
+    /// The fill poll interval now: the backstop while the stream delivers fills.
+    fn poll_every(&self) -> Duration {
+        if self.stream_healthy {
+            self.cfg.fill_poll_backstop
+        } else {
+            self.cfg.fill_poll
+        }
+    }
+
+    fn run(&mut self, intents: &Receiver<Command>) {
         loop {
             // Poll, never block in `recv`: a send from the feed thread then never has to wake
             // this thread (a futex syscall on the hot path). The poll interval is small next
@@ -436,7 +527,7 @@ impl Worker {
     }
 
     fn next_due(&self) -> Instant {
-        if self.queue.is_empty() {
+        if self.queue.is_empty() && !self.reconcile_due {
             self.next_call
                 .max(self.next_poll.min(self.next_balance).min(self.next_deadman))
         } else {
@@ -444,8 +535,38 @@ impl Worker {
         }
     }
 
-    fn take(&mut self, i: Intent) {
+    fn take(&mut self, c: Command) {
         let now = Instant::now();
+        let i = match c {
+            Command::Core(i) => i,
+            Command::Token => {
+                let t = self.timed("GetWebSocketsToken", RestClient::websockets_token);
+                self.tell(WorkerEvent::Token(t));
+                return;
+            }
+            Command::Stream { healthy } => {
+                self.stream_healthy = healthy;
+                let every = self.poll_every();
+                self.next_poll = if healthy {
+                    now + every
+                } else {
+                    self.next_poll.min(now + every)
+                };
+                return;
+            }
+            Command::Reconcile => {
+                self.reconcile_due = true;
+                return;
+            }
+            Command::Tier(tier) => {
+                if tier != self.counter.tier() {
+                    log::info!("rate counter: {tier:?} tier, as Kraken announced");
+                }
+                let now_ns = self.ns(now);
+                self.counter.set_tier(now_ns, tier, 10.0);
+                return;
+            }
+        };
         match i {
             // Cancels go first: they reduce risk. An order not sent yet never needs to be.
             Intent::Cancel { cl_id } if !self.drop_unsent(cl_id) => {
@@ -576,7 +697,16 @@ impl Worker {
             }
             return;
         }
-        if !self.cfg.deadman_refresh.is_zero() && now >= self.next_deadman {
+        if self.reconcile_due {
+            // Every tracked order's state and fills, then the core may quote again.
+            let ids: Vec<ClientId> = self.orders.keys().copied().collect();
+            if self.refresh(&ids) {
+                self.reconcile_due = false;
+                self.next_poll = now + self.poll_every();
+                self.emit(OrderEvent::Polled);
+                self.tell(WorkerEvent::Reconciled);
+            }
+        } else if !self.cfg.deadman_refresh.is_zero() && now >= self.next_deadman {
             self.next_deadman = now + self.cfg.deadman_refresh;
             let t = self.cfg.deadman_timeout_s;
             if self
@@ -586,7 +716,7 @@ impl Worker {
                 self.report.deadman_refreshes += 1;
             }
         } else if now >= self.next_poll {
-            self.next_poll = now + self.cfg.fill_poll;
+            self.next_poll = now + self.poll_every();
             self.poll();
         } else if now >= self.next_balance {
             self.next_balance = now + self.cfg.balance_refresh;
@@ -684,6 +814,10 @@ impl Worker {
                             "no longer open"
                         }
                     );
+                    self.tell(WorkerEvent::Bound {
+                        origin: origin_of(cl.as_bytes()).unwrap_or(a.req.cl_id),
+                        cl_id: a.req.cl_id,
+                    });
                     self.orders.insert(
                         a.req.cl_id,
                         Tracked {
@@ -691,7 +825,6 @@ impl Worker {
                             kraken_cl: cl,
                             txid: Some(txid),
                             placed_at: Instant::now(),
-                            base: (Qty(0), Cash(0), Cash(0)),
                             last_exec: a.exec,
                         },
                     );
@@ -762,7 +895,6 @@ impl Worker {
                 kraken_cl,
                 txid: Some(txid),
                 placed_at: Instant::now(),
-                base: (Qty(0), Cash(0), Cash(0)),
                 last_exec: Qty(0),
             },
         );
@@ -909,7 +1041,6 @@ impl Worker {
                     req.cl_id,
                     Tracked {
                         req,
-                        base: (t.last_exec, Cash(0), Cash(0)),
                         last_exec: t.last_exec,
                         // Kraken counts an order's age from its last amend (§7 of
                         // kraken-private-ws.md): the next cancel or amend costs accordingly.
@@ -918,6 +1049,11 @@ impl Worker {
                     },
                 );
                 self.journal_txid(req.cl_id);
+                // The feed's ledger first: a fill of the order from now on is the new owner's.
+                self.tell(WorkerEvent::Bound {
+                    origin: origin_of(cl.as_bytes()).unwrap_or(old),
+                    cl_id: req.cl_id,
+                });
                 self.emit(OrderEvent::Cancelled {
                     cl_id: old,
                     reason: CancelReason::Requested,
@@ -1052,14 +1188,14 @@ impl Worker {
             .map_or(Qty(0), Qty);
         let cost = dec(&info.cost).map_or(Cash(0), |d| Cash::from_decimal_round_down(d, cd));
         let fee = dec(&info.fee).map_or(Cash(0), |d| Cash::from_decimal_round_up(d, cd));
-        // An amended order's earlier fills belonged to its previous owner.
-        let own = Qty(exec.0.saturating_sub(t.base.0.0));
+        // The order's totals over its life (an amended one's included): the feed's fill
+        // ledger books only what is new, whoever owned the order when it filled.
+        let own = exec;
         if own.0 > 0 && exec != t.last_exec {
-            self.emit(OrderEvent::Fill {
+            self.tell(WorkerEvent::Totals {
+                origin: origin_of(t.kraken_cl.as_bytes()).unwrap_or(cl_id),
                 cl_id,
-                cum_qty: own,
-                cum_cost: Cash(cost.0 - t.base.1.0),
-                cum_fee: Cash(fee.0 - t.base.2.0),
+                totals: (exec, cost, fee),
             });
         }
         if let Some(o) = self.orders.get_mut(&cl_id) {
@@ -1126,6 +1262,8 @@ mod tests {
             precision: Precision { price: 1, qty: 8 },
             min_interval: Duration::ZERO,
             fill_poll: Duration::from_secs(60),
+            fill_poll_backstop: Duration::from_secs(60),
+            private_stream: false,
             balance_refresh: Duration::from_secs(300),
             deadman_refresh: Duration::ZERO,
             deadman_timeout_s: 60,

@@ -11,6 +11,7 @@
 //! core, the order worker, the journal) is built by the app before [`FeedThread::run`].
 
 pub mod error;
+pub mod private;
 pub mod recorder;
 mod summary;
 pub mod supervisor;
@@ -28,11 +29,13 @@ use crate::core::event::MAX_INTENTS_PER_EVENT;
 use crate::core::event::{Event, Intent, IntentSink, OrderEvent, OrderRequest, Outcome, Stage};
 use crate::core::money::{Cash, Fixed, Precision};
 use crate::core::time::{MS, Nanos, SEC};
-use crate::exec::worker::WorkerLink;
+use crate::exec::worker::{WorkerEvent, WorkerLink};
 use crate::side::journal::{JournalSender, Record};
 use crate::side::notify::{AlertText, Notice, Notifier, ShortText};
 use crate::side::status::{Counters, FeedView, StageHists, StatusLink, StatusSnapshot};
 pub use error::FeedError;
+use private::ledger::FillLedger;
+use private::{PRIVATE, PrivateLink, PrivateSetup};
 use recorder::Recorder;
 pub use summary::Summary;
 use supervisor::{Link, Supervisor};
@@ -52,6 +55,8 @@ const ORDER_EVENTS_PER_TURN: usize = 32;
 pub struct FeedSettings {
     /// `ws://` or `wss://` URL of Kraken's WebSocket v2 API.
     pub ws_url: String,
+    /// The authenticated WebSocket v2 (live mode); empty: none.
+    pub ws_auth_url: String,
     /// Extra PEM root certificate trusted for `wss://`.
     pub ws_ca_file: Option<String>,
     /// WebSocket symbol.
@@ -112,6 +117,38 @@ impl Clock {
     pub fn now(&self) -> Nanos {
         self.epoch + self.start.elapsed().as_nanos() as Nanos
     }
+}
+
+/// The private link's set-up, when `ws_auth_url` is set and usable (a bad URL or CA file is
+/// logged and the stream stays off: REST polling still books every fill).
+fn private_setup(s: &FeedSettings, token: Option<String>) -> Option<PrivateSetup> {
+    if s.ws_auth_url.is_empty() {
+        return None;
+    }
+    let endpoint = match Endpoint::parse(&s.ws_auth_url) {
+        Ok(e) => e,
+        Err(e) => {
+            log::error!("ws_auth_url: {e}; the private stream is off");
+            return None;
+        }
+    };
+    let tls = if endpoint.tls {
+        match ws::tls_connector(s.ws_ca_file.as_deref()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                log::error!("ws_auth_url: {e}; the private stream is off");
+                return None;
+            }
+        }
+    } else {
+        None
+    };
+    Some(PrivateSetup {
+        endpoint,
+        tls,
+        token,
+        symbol: s.symbol.clone(),
+    })
 }
 
 /// Pins the calling thread to `core_id` if it exists; warns otherwise.
@@ -218,6 +255,12 @@ struct Feed<'a> {
     live_fallback: bool,
     /// A journal was restored and the exchange's balances have not been compared with it yet.
     restored: bool,
+    /// The authenticated WebSocket (live mode with `ws_auth_url`).
+    private: Option<PrivateLink>,
+    /// Every fill, from the stream or a poll, booked once.
+    ledger: FillLedger,
+    /// A fill's arrival (private socket, or the poll's answer) → booked in the core.
+    fill_to_core: hdrhistogram::Histogram<u64>,
     precision: Precision,
     conn: Option<Connection>,
     link: Supervisor,
@@ -293,6 +336,18 @@ impl<'a> Feed<'a> {
             t.settings.ping_interval_ms,
             now as u64,
         );
+        let private = parts
+            .worker
+            .as_ref()
+            .and_then(|w| private_setup(&t.settings, w.first_token.clone()))
+            .map(|setup| {
+                PrivateLink::new(
+                    setup,
+                    now,
+                    t.settings.feed_timeout_ms,
+                    t.settings.ping_interval_ms,
+                )
+            });
         Feed {
             endpoint: t.endpoint,
             tls: t.tls,
@@ -313,6 +368,9 @@ impl<'a> Feed<'a> {
             status: parts.status,
             live_fallback: parts.live_fallback,
             restored: parts.restored,
+            private,
+            ledger: FillLedger::default(),
+            fill_to_core: crate::side::status::histogram(),
             precision,
             conn: None,
             link,
@@ -322,6 +380,12 @@ impl<'a> Feed<'a> {
             s: OrderCounters::default(),
             settings: t.settings,
         }
+    }
+
+    fn private_state(&self) -> private::PrivateState {
+        self.private
+            .as_ref()
+            .map_or(private::PrivateState::Off, PrivateLink::state)
     }
 
     fn link_state(&self) -> Link {
@@ -341,7 +405,12 @@ impl<'a> Feed<'a> {
             }
             let next = deadline
                 .min(self.next_timer)
-                .min(self.link.next_deadline(self.link_state()));
+                .min(self.link.next_deadline(self.link_state()))
+                .min(
+                    self.private
+                        .as_ref()
+                        .map_or(Nanos::MAX, PrivateLink::next_deadline),
+                );
             let wait = Duration::from_nanos((next - now).max(0) as u64);
             if let Err(e) = self.poll.poll(&mut events, Some(wait))
                 && e.kind() != std::io::ErrorKind::Interrupted
@@ -352,6 +421,7 @@ impl<'a> Feed<'a> {
             for ev in &events {
                 match ev.token() {
                     WS => self.on_socket(ev.is_writable()),
+                    PRIVATE => self.on_private_socket(ev.is_writable()),
                     // The worker's events are drained below on every turn.
                     WAKER => {}
                     _ => log::debug!("spurious poll token {:?}", ev.token()),
@@ -392,25 +462,45 @@ impl<'a> Feed<'a> {
         }
     }
 
-    /// Order events from the worker (the WAKER token woke us, or they are simply there).
+    /// Events from the worker (the WAKER token woke us, or they are simply there), a bounded
+    /// batch per turn.
     fn drain_order_events(&mut self) {
-        let Some(w) = &self.worker else { return };
-        let mut batch = [None; ORDER_EVENTS_PER_TURN];
-        let mut n = 0;
-        while n < batch.len() {
-            match w.events.try_recv() {
-                Ok(ev) => {
-                    batch[n] = Some(ev);
-                    n += 1;
-                }
-                Err(_) => break,
-            }
+        for _ in 0..ORDER_EVENTS_PER_TURN {
+            let Some(Ok(ev)) = self.worker.as_ref().map(|w| w.events.try_recv()) else {
+                return;
+            };
+            self.on_worker_event(ev);
         }
-        for ev in batch.into_iter().take(n).flatten() {
-            let now = self.clock.now();
-            self.core.handle(now, Event::Order(ev), &mut self.out);
-            self.reconcile_balances(&ev);
-            self.take_intents(now, false);
+    }
+
+    fn on_worker_event(&mut self, ev: WorkerEvent) {
+        let core = &self.core;
+        let view = |id| {
+            core.orders()
+                .find_any(id)
+                .map(|o| (o.filled, o.cum_cost, o.cum_fee))
+        };
+        match ev {
+            WorkerEvent::Order(ev) => self.deliver(ev),
+            WorkerEvent::Totals {
+                origin,
+                cl_id,
+                totals,
+            } => {
+                let rx = self.clock.now();
+                if let Some(ev) = self.ledger.on_totals(origin, cl_id, totals, &view) {
+                    self.deliver(ev);
+                    let _ = self
+                        .fill_to_core
+                        .record((self.clock.now() - rx).max(1) as u64);
+                }
+            }
+            WorkerEvent::Bound { origin, cl_id } => self.ledger.bind(origin, cl_id, &view),
+            WorkerEvent::Token(t) => self.on_token(t),
+            WorkerEvent::Reconciled => {
+                log::info!("private stream: reconciled with REST; quoting may resume");
+                self.deliver(OrderEvent::Reconciled);
+            }
         }
     }
 
@@ -576,6 +666,11 @@ impl<'a> Feed<'a> {
     fn counters(&self, status_dropped: u64) -> Counters {
         let st = self.core.stats();
         let link = self.link.counters();
+        let private = self
+            .private
+            .as_ref()
+            .map(|p| p.counters)
+            .unwrap_or_default();
         Counters {
             frames: st.frames,
             ticks: st.ticks,
@@ -600,6 +695,13 @@ impl<'a> Feed<'a> {
             notices_dropped: self.notifier.dropped(),
             status_dropped,
             recorder_dropped: self.recorder.as_ref().map_or(0, Recorder::dropped),
+            private_connects: private.connects,
+            private_reconnects: private.reconnects,
+            fills_ws: self.ledger.stats.fills_ws,
+            fills_poll: self.ledger.stats.fills_poll,
+            duplicate_execs: self.ledger.stats.duplicate_execs,
+            foreign_fills: self.ledger.stats.foreign,
+            token_refusals: private.token_refusals,
         }
     }
 
@@ -613,6 +715,7 @@ impl<'a> Feed<'a> {
             last_frame_at: self.frame_rx_ns,
             precision: self.precision,
             counters: self.counters(link.dropped()),
+            private_link: self.private_state().name(),
         };
         link.publish(&StatusSnapshot::capture(&self.core, now, &view));
         if let Some(i) = &mut self.out.interval {
@@ -700,6 +803,7 @@ impl<'a> Feed<'a> {
         if let Some((book, instrument)) = due.retry_subscribe {
             self.subscribe(book, instrument);
         }
+        self.private_timers(now);
     }
 
     fn connect(&mut self, now: Nanos) {
@@ -763,12 +867,16 @@ impl<'a> Feed<'a> {
         self.journal_intents();
         // Live: cancel everything on the exchange and wait (bounded) for the answer, then
         // book the last fills it reports.
+        if let Some(p) = &mut self.private
+            && let Some(c) = p.take_conn()
+        {
+            c.close(self.poll.registry());
+        }
         let report = self.worker.take().and_then(|w| {
             let events = w.events.clone();
             let r = w.finish();
             while let Ok(ev) = events.try_recv() {
-                let t = self.clock.now();
-                self.core.handle(t, Event::Order(ev), &mut self.out);
+                self.on_worker_event(ev);
                 self.journal_intents();
             }
             r
@@ -825,6 +933,14 @@ impl<'a> Feed<'a> {
             dust: self.core.params().is_dust(a.position),
             orders_per_s: counters.orders_placed as f64
                 / ((now - self.clock.epoch) as f64 / 1e9).max(1e-9),
+            private_link: self.private_state().name(),
+            fill_to_core: crate::side::status::LatencyRow::of(&self.fill_to_core),
+            private_snapshots: self.private.as_ref().map_or(0, |p| p.counters.snapshots),
+            private_sequence_gaps: self
+                .private
+                .as_ref()
+                .map_or(0, |p| p.counters.sequence_gaps),
+            private_malformed: self.private.as_ref().map_or(0, |p| p.counters.malformed),
             ..Summary::latency(&self.out.total, report.as_ref())
         }
     }

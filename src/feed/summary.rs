@@ -89,6 +89,18 @@ pub struct Summary {
     pub dust: bool,
     /// Orders sent per second of the run (`orders_placed` / `duration_s`).
     pub orders_per_s: f64,
+    /// The private stream at the end: `off`, `down`, `up`, `refused`.
+    pub private_link: &'static str,
+    /// A fill's arrival (on the private socket, or in the poll's answer) → booked in the core.
+    pub fill_to_core: LatencyRow,
+    /// Intent received by the REST worker → Kraken's answer (the same row as `intent_to_ack`).
+    pub intent_to_ack_rest: LatencyRow,
+    /// Executions snapshots read (one per private connection).
+    pub private_snapshots: u64,
+    /// Gaps in the executions sequence (each reconciled with REST).
+    pub private_sequence_gaps: u64,
+    /// Private frames that were malformed (counted, skipped).
+    pub private_malformed: u64,
 }
 
 impl Summary {
@@ -103,6 +115,9 @@ impl Summary {
             tick_to_intent: LatencyRow::of(&total.tick_to_intent),
             frame_to_done: LatencyRow::of(&total.frame_to_done),
             intent_to_ack: report
+                .map(|r| LatencyRow::of(&r.intent_to_ack))
+                .unwrap_or_default(),
+            intent_to_ack_rest: report
                 .map(|r| LatencyRow::of(&r.intent_to_ack))
                 .unwrap_or_default(),
             rest_round_trip: report

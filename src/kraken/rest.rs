@@ -342,6 +342,23 @@ impl RestClient {
         Ok(Self::parse::<CountResult>("CancelAll", &t)?.count)
     }
 
+    /// A token for the authenticated WebSocket (valid 15 minutes until a subscription uses
+    /// it). A key without the "WebSocket interface" permission gets no token: Kraken answers
+    /// `EGeneral:Permission denied`, or no `result` at all.
+    ///
+    /// # Errors
+    /// See [`RestClient::private`]; a result without a token is [`KrakenError::Auth`].
+    pub fn websockets_token(&mut self) -> Result<String, KrakenError> {
+        #[derive(Deserialize)]
+        struct Token {
+            token: String,
+        }
+        let t = self.private("GetWebSocketsToken", &[])?;
+        serde_json::from_str::<Token>(&t)
+            .map(|t| t.token)
+            .map_err(|_| KrakenError::Auth("GetWebSocketsToken returned no token".into()))
+    }
+
     /// Arms (or with 0 disarms) the dead man's switch.
     ///
     /// # Errors

@@ -482,6 +482,7 @@ fn status_json(view: &View) -> Value {
         "open_orders": orders,
         "trade_history": trades,
         "counters": s.counters,
+        "private_link": s.private_link,
         "pause_counts": pauses,
         "worker": view.worker.as_ref().map(|w| json!({
             "amends": w.amends,
@@ -568,6 +569,21 @@ fn metrics(view: &View) -> String {
             ),
             ("fills_total", "Fills booked.", c.fills),
             (
+                "private_reconnects_total",
+                "Private stream (authenticated WebSocket) connections lost.",
+                c.private_reconnects,
+            ),
+            (
+                "duplicate_execs_total",
+                "Stream fills repeated by the exchange (booked once).",
+                c.duplicate_execs,
+            ),
+            (
+                "token_refusals_total",
+                "WebSocket tokens Kraken refused.",
+                c.token_refusals,
+            ),
+            (
                 "execution_faults_total",
                 "Order intents the worker could not take.",
                 c.execution_faults,
@@ -575,6 +591,21 @@ fn metrics(view: &View) -> String {
         ] {
             metric(name, "counter", help, &one(v as f64));
         }
+        metric(
+            "fills_by_source_total",
+            "counter",
+            "Fills booked, by the path that reported them first.",
+            &[
+                ("{source=\"ws\"}".into(), c.fills_ws as f64),
+                ("{source=\"poll\"}".into(), c.fills_poll as f64),
+            ],
+        );
+        metric(
+            "private_link_up",
+            "gauge",
+            "1 while the private stream delivers fills in real time.",
+            &one(f64::from(u8::from(s.private_link == "up"))),
+        );
         metric(
             "dropped_messages_total",
             "counter",

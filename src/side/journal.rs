@@ -284,6 +284,11 @@ pub fn encode(r: &Record, p: Precision) -> String {
                     }
                     // Never journaled (the core keeps polls out); written as a marker if asked.
                     OrderEvent::Polled => l.event = "polled".into(),
+                    // Link news, never journaled either.
+                    OrderEvent::Reconciling
+                    | OrderEvent::Reconciled
+                    | OrderEvent::RateLimit { .. }
+                    | OrderEvent::RateCount { .. } => l.event = "polled".into(),
                 },
                 JournalKind::Funded { baseline, cash: c } => {
                     l.event = "funded".into();

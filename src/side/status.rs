@@ -195,6 +195,20 @@ pub struct Counters {
     pub notices_dropped: u64,
     pub status_dropped: u64,
     pub recorder_dropped: u64,
+    /// Private stream (authenticated WebSocket) connections opened.
+    pub private_connects: u64,
+    /// Private stream connections lost.
+    pub private_reconnects: u64,
+    /// Fills booked as the private stream reported them.
+    pub fills_ws: u64,
+    /// Fills booked from REST polls (the stream was down, or behind).
+    pub fills_poll: u64,
+    /// Stream fills repeated (same `exec_id`): booked once.
+    pub duplicate_execs: u64,
+    /// Fill reports of orders that are not the bot's (another client on the account).
+    pub foreign_fills: u64,
+    /// WebSocket tokens Kraken refused.
+    pub token_refusals: u64,
 }
 
 /// Everything the dashboard shows that the feed thread knows: plain numbers, fixed arrays.
@@ -268,6 +282,8 @@ pub struct StatusSnapshot {
     pub trades: [Option<FillRecord>; TRADES_SHOWN],
     /// Counters.
     pub counters: Counters,
+    /// The private stream: `off`, `down`, `up`, `refused`.
+    pub private_link: &'static str,
     /// Ticks on which each rule held something back.
     pub pause_counts: [u64; Rule::COUNT],
 }
@@ -285,6 +301,8 @@ pub struct FeedView {
     pub precision: Precision,
     /// The feed thread's and the core's counters.
     pub counters: Counters,
+    /// The private stream: `off`, `down`, `up`, `refused`.
+    pub private_link: &'static str,
 }
 
 impl StatusSnapshot {
@@ -313,6 +331,7 @@ impl StatusSnapshot {
             live_fallback: feed.live_fallback,
             state: core.state(),
             connected: feed.connected,
+            private_link: feed.private_link,
             last_frame_age_ns: now - feed.last_frame_at,
             precision: feed.precision,
             microprice: sig.micro_f64(),

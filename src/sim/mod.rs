@@ -11,6 +11,7 @@
 //! TLS (`wss://`) uses a certificate generated at start-up ([`SimTls::generate`]).
 
 pub mod error;
+pub mod private;
 pub mod rest;
 pub mod synth;
 

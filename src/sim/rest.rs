@@ -32,6 +32,7 @@ use crate::core::money::{Cash, Decimal, Price, Qty};
 use crate::kraken::rest::form_decode;
 use crate::kraken::sign::{Secret, api_sign};
 use crate::sim::error::{ApiError, SimError};
+use crate::sim::private::{PrivateSim, StreamLog};
 
 /// Price and quantity precisions of the simulated BTC/USD.
 const PP: u8 = 1;
@@ -78,6 +79,9 @@ pub struct RestFaults {
     pub dropped_add_orders: AtomicU32,
     /// Like `dropped`, for CancelOrder requests only.
     pub dropped_cancels: AtomicU32,
+    /// The key lacks the "WebSocket interface" permission: GetWebSocketsToken is refused
+    /// with `EGeneral:Permission denied`.
+    pub no_websocket_permission: AtomicBool,
 }
 
 /// One simulated order.
@@ -132,6 +136,8 @@ pub struct Exchange {
     /// The next this many fills are held back from QueryOrders for one call each, while
     /// Balance already shows them (the window between a fill and the poll that reports it).
     pub hold_fills: u32,
+    /// What the private WebSocket streams (executions, ledger, tokens).
+    pub stream: StreamLog,
 }
 
 /// A running REST simulator.
@@ -142,6 +148,7 @@ pub struct RestSim {
     server: Arc<tiny_http::Server>,
     threads: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
+    private: Option<PrivateSim>,
 }
 
 fn lock(m: &Mutex<Exchange>) -> MutexGuard<'_, Exchange> {
@@ -185,6 +192,7 @@ impl RestSim {
             calls: BTreeMap::new(),
             call_log: Vec::new(),
             hold_fills: 0,
+            stream: StreamLog::default(),
         }));
         let faults = Arc::new(RestFaults::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -225,6 +233,7 @@ impl RestSim {
                     .map_err(SimError::io("thread"))?,
             );
         }
+        let private = Some(PrivateSim::start(exchange.clone())?);
         Ok(RestSim {
             addr,
             exchange,
@@ -232,6 +241,7 @@ impl RestSim {
             server,
             threads,
             stop,
+            private,
         })
     }
 
@@ -239,6 +249,17 @@ impl RestSim {
     #[must_use]
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The authenticated WebSocket beside it (`ws_auth_url`, its faults and counters).
+    ///
+    /// # Panics
+    /// Never: it runs from start until drop.
+    #[must_use]
+    pub fn private(&self) -> &PrivateSim {
+        self.private
+            .as_ref()
+            .expect("the private endpoint runs until drop")
     }
 
     /// Fault switches.
@@ -255,6 +276,7 @@ impl RestSim {
 
 impl Drop for RestSim {
     fn drop(&mut self) {
+        drop(self.private.take());
         self.stop.store(true, Ordering::SeqCst);
         self.server.unblock();
         for t in self.threads.drain(..) {
@@ -303,6 +325,8 @@ fn serve(
                 .map(|h| h.value.as_str().to_string())
         };
         let path = req.url().to_string();
+        let ws_denied =
+            method == "GetWebSocketsToken" && faults.no_websocket_permission.load(Ordering::SeqCst);
         let answer = authenticate(
             ex,
             secret,
@@ -312,10 +336,10 @@ fn serve(
             header("API-Sign").as_deref(),
         )
         .and_then(|params| {
-            let method = path.trim_start_matches("/0/private/");
-            let mut e = lock(ex);
-            *e.calls.entry(method.to_string()).or_default() += 1;
-            e.call(method, &params)
+            if ws_denied {
+                return Err("EGeneral:Permission denied".into());
+            }
+            lock(ex).call_method(path.trim_start_matches("/0/private/"), &params)
         });
         let text = match answer {
             Ok(result) => format!(r#"{{"error":[],"result":{result}}}"#),
@@ -397,8 +421,26 @@ fn unix_now() -> f64 {
 }
 
 impl Exchange {
+    /// One private method, counted: the `result` JSON or Kraken's error (REST and the private
+    /// WebSocket's order methods both come here).
+    ///
+    /// # Errors
+    /// What Kraken would answer.
+    pub fn call_method(
+        &mut self,
+        method: &str,
+        p: &BTreeMap<String, String>,
+    ) -> Result<String, ApiError> {
+        *self.calls.entry(method.to_string()).or_default() += 1;
+        self.call(method, p)
+    }
+
     fn call(&mut self, method: &str, p: &BTreeMap<String, String>) -> Result<String, ApiError> {
         match method {
+            "GetWebSocketsToken" => Ok(format!(
+                r#"{{"token":"{}","expires":900}}"#,
+                self.stream.issue_token()
+            )),
             "Balance" => Ok(format!(
                 r#"{{"ZUSD":"{}","XXBT":"{}","KFEE":"0.00"}}"#,
                 self.usd.show(CP),
@@ -577,6 +619,9 @@ impl Exchange {
         // Stash the flags in the decision below: post-only crossing and IOC are settled at
         // once, against the touch the matcher last saw.
         self.pending_flags.insert(txid.clone(), (post_only, ioc));
+        if let Some(o) = self.orders.get(&txid) {
+            self.stream.order_new(&txid, o, post_only);
+        }
         Ok(format!(
             r#"{{"descr":{{"order":"{} {} XBTUSD @ limit {}"}},"txid":["{txid}"]}}"#,
             if buy { "buy" } else { "sell" },
@@ -606,6 +651,7 @@ impl Exchange {
         if o.vol.0 <= o.vol_exec.0 {
             o.status = "closed";
         }
+        self.stream.amended(&txid, o);
         let post_only = p.get("post_only").is_some_and(|v| v == "true");
         self.pending_flags.insert(txid.clone(), (post_only, false));
         Ok(format!(r#"{{"amend_id":"ASIM-{txid}"}}"#))
@@ -618,6 +664,7 @@ impl Exchange {
         {
             o.status = "canceled";
             o.reason = Some(reason);
+            self.stream.ended(txid, o, reason);
         }
     }
 
@@ -675,6 +722,11 @@ impl Exchange {
             self.usd.0 += cost - fee;
             self.btc.0 -= qty.0;
         }
+        let buy = o.buy;
+        self.stream
+            .trade(txid, o, (qty, price, Cash(fee)), fee_ppm == MAKER_PPM);
+        self.stream
+            .ledger_fill(buy, (qty, Cash(cost), Cash(fee)), (self.btc, self.usd));
     }
 
     fn match_orders(&mut self, m: &mut MarketView) {

@@ -175,6 +175,10 @@ fn main() -> std::process::ExitCode {
         wildbot::sim::rest::DEMO_KEY,
         wildbot::sim::rest::DEMO_SECRET
     );
+    println!(
+        "authenticated WebSocket on {} (ws_auth_url; tokens from GetWebSocketsToken)",
+        rest.private().url()
+    );
     if a.tls {
         println!("certificate: {} (set ws_ca_file to it)", a.cert_out);
     }

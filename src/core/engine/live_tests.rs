@@ -605,3 +605,43 @@ fn paper_mode_ignores_balance_events() {
     assert_eq!(r.core.account().cash, Cash(10_000 * USD));
     assert_eq!(r.core.account().baseline, Qty(0));
 }
+
+#[test]
+fn a_reconciling_private_stream_holds_new_orders_until_rest_has_settled() {
+    let mut r = Run::funded(&live(|_| {}), 10_000, 0);
+    r.order(SEC, OrderEvent::Reconciling);
+    let out = r.frame(2 * SEC, &snap(59_999.9, 60_000.1));
+    assert!(
+        places(&out).is_empty(),
+        "nothing new while reconciling: {out:?}"
+    );
+    assert_eq!(r.core.state(), TradingState::Paused(Rule::Reconciling));
+    // Link news is never journaled.
+    let out = r.order(3 * SEC, OrderEvent::Reconciled);
+    assert!(
+        !out.iter().any(|i| matches!(
+            i,
+            Intent::Journal(JournalEntry {
+                kind: JournalKind::Order(OrderEvent::Reconciled),
+                ..
+            })
+        )),
+        "{out:?}"
+    );
+    assert!(!places(&out).is_empty(), "quoting resumes: {out:?}");
+    // A REST API that never answers cannot hold the risk rules off for more than 15 s.
+    let mut r = Run::funded(&live(|_| {}), 10_000, 0);
+    r.order(SEC, OrderEvent::Reconciling);
+    assert!(places(&r.frame(15 * SEC, &snap(59_999.9, 60_000.1))).is_empty());
+    assert!(!places(&r.frame(17 * SEC, &snap(59_999.9, 60_000.1))).is_empty());
+}
+
+#[test]
+fn kraken_announcing_a_higher_tier_gives_the_rate_counter_its_room() {
+    let mut r = Run::funded(&live(|_| {}), 10_000, 0);
+    r.order(SEC, OrderEvent::RateLimit { max: 180 });
+    assert_eq!(r.core.rate_tier(), Tier::Pro);
+    // Kraken's own counter value replaces the local model's.
+    r.order(SEC, OrderEvent::RateCount { centi: 12_000 });
+    assert!((r.core.rate_value(SEC) - 120.0).abs() < 1e-9);
+}
