@@ -95,7 +95,14 @@ pub fn demo(config: Option<&Path>, d: &DemoArgs, args: &SessionArgs) -> ExitCode
     if let Some(r) = &rest {
         cfg.live_mode = true;
         cfg.rest_url = r.url();
-        cfg.ws_auth_url = r.private().url();
+        // The simulator's private stream, unless asked for polls only (`--set ws_auth_url=`).
+        if !args.set.iter().any(|kv| {
+            kv.split('=')
+                .next()
+                .is_some_and(|k| k.trim() == "ws_auth_url")
+        }) {
+            cfg.ws_auth_url = r.private().url();
+        }
         cfg.rest_min_interval_ms = 200;
         cfg.fill_poll_s = 1;
         match Credentials::new(DEMO_KEY, DEMO_SECRET) {
