@@ -157,7 +157,13 @@ fn wait_for_open_order(rest: &RestSim, limit: Duration) -> (String, Qty, Price) 
 fn a_dropped_link_reconnects_reconciles_the_fill_it_missed_and_never_double_books() {
     let ws = market();
     let rest = RestSim::start("10000", "0", ws.market()).unwrap();
-    let bot = start(&config("drop", &ws, &rest), 30);
+    let cfg = config("drop", &ws, &rest);
+    // The dead man's switch refreshes rarely here: a call soon after the reconnect is the
+    // re-arm the reconnect itself makes.
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("deadman_refresh_s = 28\ndeadman_timeout_s = 60\n");
+    std::fs::write(&cfg, text).unwrap();
+    let bot = start(&cfg, 30);
     let (txid, vol, price) = wait_for_open_order(&rest, Duration::from_secs(60));
     let p = rest.private().faults();
     // The link goes down and stays down a while; the snapshot after it will not show the
@@ -170,7 +176,14 @@ fn a_dropped_link_reconnects_reconciles_the_fill_it_missed_and_never_double_book
         .fill(&txid, Qty(vol.0 / 2), price, MAKER_PPM);
     std::thread::sleep(Duration::from_millis(1500));
     p.down.store(false, Ordering::SeqCst);
+    let back = Instant::now();
     let (summary, err) = finish(bot);
+    let rearmed = rest.exchange().call_log.iter().any(|(at, m)| {
+        m == "CancelAllOrdersAfter"
+            && *at > back
+            && at.duration_since(back) < Duration::from_secs(8)
+    });
+    assert!(rearmed, "the dead man's switch is re-armed on reconnect");
     assert!(n(&summary, "private_reconnects") >= 1, "{summary}");
     assert!(n(&summary, "private_connects") >= 2, "{summary}\n{err}");
     assert_eq!(summary["private_link"], "up", "it came back: {summary}");

@@ -556,6 +556,9 @@ impl Worker {
             }
             Command::Reconcile => {
                 self.reconcile_due = true;
+                // The dead man's switch is re-armed with every (re)connect, right after the
+                // reconcile (Kraken's recommended procedure).
+                self.next_deadman = now;
                 return;
             }
             Command::Tier(tier) => {
