@@ -1193,8 +1193,7 @@ impl Worker {
         let fee = dec(&info.fee).map_or(Cash(0), |d| Cash::from_decimal_round_up(d, cd));
         // The order's totals over its life (an amended one's included): the feed's fill
         // ledger books only what is new, whoever owned the order when it filled.
-        let own = exec;
-        if own.0 > 0 && exec != t.last_exec {
+        if exec.0 > 0 && exec != t.last_exec {
             self.tell(WorkerEvent::Totals {
                 origin: origin_of(t.kraken_cl.as_bytes()).unwrap_or(cl_id),
                 cl_id,
@@ -1211,7 +1210,7 @@ impl Worker {
             "canceled" | "expired" => {
                 self.orders.remove(&cl_id);
                 let post_only = info.reason.as_deref() == Some("Post only order");
-                if post_only && own.0 == 0 {
+                if post_only && exec.0 == 0 {
                     // Accepted, then cancelled because it would have crossed: a rejection.
                     self.emit(OrderEvent::Rejected {
                         cl_id,

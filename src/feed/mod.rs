@@ -475,11 +475,7 @@ impl<'a> Feed<'a> {
 
     fn on_worker_event(&mut self, ev: WorkerEvent) {
         let core = &self.core;
-        let view = |id| {
-            core.orders()
-                .find_any(id)
-                .map(|o| (o.filled, o.cum_cost, o.cum_fee))
-        };
+        let view = |id| private::booked(core, id);
         match ev {
             WorkerEvent::Order(ev) => self.deliver(ev),
             WorkerEvent::Totals {

@@ -189,8 +189,8 @@ impl PrivateLink {
     }
 }
 
-/// What the core has booked of order `id`.
-fn booked(core: &crate::core::Core, id: u64) -> Option<Booked> {
+/// What the core has booked of order `id` (the fill ledger's view of the core).
+pub(super) fn booked(core: &crate::core::Core, id: u64) -> Option<Booked> {
     core.orders()
         .find_any(id)
         .map(|o| (o.filled, o.cum_cost, o.cum_fee))
