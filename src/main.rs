@@ -9,6 +9,7 @@ use wildbot::app::commands;
 use wildbot::app::demo::{DemoArgs, demo};
 use wildbot::app::session::{SessionArgs, run_session};
 use wildbot::backtest::verify::VerifyOptions;
+use wildbot::exec::ws_entry::OrderTransport;
 
 // Counts heap allocations per thread so `bench` can prove the hot path allocates nothing.
 #[global_allocator]
@@ -145,6 +146,10 @@ enum Command {
         /// USD the simulated account holds at start.
         #[arg(long, default_value = "10000")]
         quote: String,
+        /// Order path: `rest` (the REST worker) or `ws` (the authenticated WebSocket, REST
+        /// while it is down); default: the config's `order_transport`.
+        #[arg(long, value_parser = ["rest", "ws"])]
+        transport: Option<String>,
         #[command(flatten)]
         session: SessionArgs,
     },
@@ -176,6 +181,7 @@ fn main() -> ExitCode {
             paper,
             base,
             quote,
+            transport,
             session,
         } => demo(
             config.as_deref(),
@@ -187,6 +193,13 @@ fn main() -> ExitCode {
                 paper,
                 base,
                 quote,
+                transport: transport.map(|t| {
+                    if t == "ws" {
+                        OrderTransport::Ws
+                    } else {
+                        OrderTransport::Rest
+                    }
+                }),
             },
             &session,
         ),

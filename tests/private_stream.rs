@@ -256,3 +256,130 @@ fn a_key_without_the_websocket_permission_is_a_named_configuration_error() {
     );
     assert_eq!(common::open_orders(&rest), 0, "nothing was traded");
 }
+
+/// `config(...)` with orders over the WebSocket.
+fn ws_orders_config(name: &str, ws: &Simulator, rest: &RestSim) -> PathBuf {
+    let cfg = config(name, ws, rest);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("order_transport = \"ws\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+fn calls(rest: &RestSim, method: &str) -> u64 {
+    rest.exchange().calls.get(method).copied().unwrap_or(0)
+}
+
+/// No order reached the exchange twice: every `cl_ord_id` names one order, and the
+/// exchange refused no duplicate.
+fn no_order_placed_twice(rest: &RestSim) {
+    let x = rest.exchange();
+    assert_eq!(x.duplicates_refused, 0, "an order was sent twice");
+    let mut ids: Vec<&String> = x
+        .orders
+        .values()
+        .filter_map(|o| o.cl_ord_id.as_ref())
+        .collect();
+    let all = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "a cl_ord_id names two orders");
+}
+
+#[test]
+fn with_order_transport_ws_orders_go_out_on_the_websocket() {
+    let ws = market();
+    let rest = RestSim::start("10000", "0", ws.market()).unwrap();
+    let (summary, err) = finish(start(&ws_orders_config("wsorders", &ws, &rest), 25));
+    assert_eq!(summary["order_transport"], "ws", "{summary}");
+    assert_eq!(summary["private_link"], "up", "{summary}");
+    let adds = calls(&rest, "add_order");
+    assert!(adds > 0, "no add_order on the WebSocket: {summary}");
+    // The stream never dropped: REST placed, amended and cancelled nothing (its final
+    // cancel-all and its polls are the only REST calls about orders).
+    for m in ["AddOrder", "AmendOrder", "CancelOrder"] {
+        assert_eq!(calls(&rest, m), 0, "{m} over REST while the stream was up");
+    }
+    assert!(n(&summary, "ws_order_requests") >= adds, "{summary}");
+    // Every request was answered: none had to be handed over (an order placed from inside
+    // a frame's handling, such as the force exit after its cancel's answer, goes out too).
+    assert_eq!(n(&summary, "ws_handed_to_rest"), 0, "{summary}\n{err}");
+    assert!(!err.contains("never reached Kraken"), "{err}");
+    assert!(
+        summary["intent_to_ack_ws"]["count"].as_u64().unwrap() >= adds.min(1),
+        "{summary}"
+    );
+    assert_eq!(summary["intent_to_ack_rest"]["count"], 0, "{summary}");
+    assert_eq!(n(&summary, "orders_placed"), adds, "{summary}");
+    assert_eq!(
+        common::open_orders(&rest),
+        0,
+        "shutdown cancelled everything"
+    );
+    no_order_placed_twice(&rest);
+    books_match_the_exchange(&summary, &rest);
+}
+
+#[test]
+fn with_ws_orders_a_dropped_link_hands_orders_to_rest_and_none_is_placed_twice() {
+    let ws = market();
+    let rest = RestSim::start("10000", "0", ws.market()).unwrap();
+    let bot = start(&ws_orders_config("wsdrop", &ws, &rest), 30);
+    let (txid, vol, price) = wait_for_open_order(&rest, Duration::from_secs(60));
+    let p = rest.private().faults();
+    p.down.store(true, Ordering::SeqCst);
+    p.drop_connections();
+    std::thread::sleep(Duration::from_millis(300));
+    // A fill while the link is down: the polls book it, and the exit that follows goes
+    // over REST.
+    rest.exchange()
+        .fill(&txid, Qty(vol.0 / 2), price, MAKER_PPM);
+    std::thread::sleep(Duration::from_millis(4000));
+    let rest_adds = calls(&rest, "AddOrder");
+    p.down.store(false, Ordering::SeqCst);
+    let (summary, err) = finish(bot);
+    assert!(
+        rest_adds > 0,
+        "REST placed nothing while the link was down: {err}"
+    );
+    assert!(n(&summary, "private_reconnects") >= 1, "{summary}");
+    assert_eq!(summary["private_link"], "up", "it came back: {summary}");
+    assert!(calls(&rest, "add_order") > 0, "{summary}");
+    assert_eq!(
+        common::open_orders(&rest),
+        0,
+        "shutdown cancelled everything"
+    );
+    no_order_placed_twice(&rest);
+    books_match_the_exchange(&summary, &rest);
+}
+
+#[test]
+fn an_add_whose_answer_is_lost_is_looked_up_never_sent_again() {
+    let ws = market();
+    let rest = RestSim::start("10000", "0", ws.market()).unwrap();
+    // The first add reaches the exchange; its answer dies with the connection.
+    rest.private()
+        .faults()
+        .lose_add_answers
+        .store(1, Ordering::SeqCst);
+    let (summary, err) = finish(start(&ws_orders_config("wslost", &ws, &rest), 25));
+    assert!(n(&summary, "ws_handed_to_rest") >= 1, "{summary}\n{err}");
+    assert!(n(&summary, "private_reconnects") >= 1, "{summary}");
+    // The worker found it by its cl_ord_id (and adopted it) rather than placing it again.
+    assert!(
+        calls(&rest, "QueryOrders") + calls(&rest, "OpenOrders") + calls(&rest, "ClosedOrders") > 0
+    );
+    assert!(
+        !err.contains("never reached Kraken"),
+        "it did reach it: {err}"
+    );
+    assert!(err.contains("its add's answer was lost"), "{err}");
+    assert_eq!(
+        common::open_orders(&rest),
+        0,
+        "shutdown cancelled everything"
+    );
+    no_order_placed_twice(&rest);
+    books_match_the_exchange(&summary, &rest);
+}

@@ -8,7 +8,8 @@ use wildbot::core::event::Side;
 use wildbot::core::event::{CancelReason, Intent, OrderEvent, OrderRequest, Purpose, RejectReason};
 use wildbot::core::money::{Cash, Price, Qty};
 use wildbot::core::ratecounter::Tier;
-use wildbot::exec::worker::{self, WorkerConfig, WorkerEvent, WorkerLink};
+use wildbot::exec::clordid::kraken_cl;
+use wildbot::exec::worker::{self, Command, WorkerConfig, WorkerEvent, WorkerLink};
 use wildbot::kraken::rest::Credentials;
 use wildbot::sim::rest::{DEMO_KEY, DEMO_SECRET, MarketView, RestSim};
 
@@ -35,6 +36,7 @@ fn cfg(sim: &RestSim) -> WorkerConfig {
         tier: Tier::Starter,
         fill_poll_backstop: Duration::from_secs(60),
         private_stream: false,
+        ws_orders: false,
         reports: None,
         journal: None,
         adopt: Vec::new(),
@@ -275,6 +277,76 @@ fn a_cancel_during_a_lost_add_order_lookup_still_cancels_the_order() {
         seen.contains(&OrderEvent::Accepted { cl_id: 7 }),
         "{seen:?}"
     );
+    let _ = link.finish();
+}
+
+/// A WebSocket add whose answer was lost with the connection, and which never reached
+/// Kraken: once its deadline has passed it is reported cancelled, and never placed.
+#[test]
+fn a_lost_websocket_add_that_never_arrived_is_cancelled_after_its_deadline_never_sent() {
+    let sim = RestSim::start("10000", "0", market()).unwrap();
+    let link = start(cfg(&sim));
+    let mut seen = Vec::new();
+    let handed = Instant::now();
+    link.command(Command::Lost {
+        req: buy(7, 599_000),
+        wait_ns: 400_000_000,
+    })
+    .unwrap();
+    wait_for(&link, &mut seen, |e| {
+        matches!(e, OrderEvent::Cancelled { cl_id: 7, .. })
+    });
+    assert!(
+        handed.elapsed() >= Duration::from_millis(400),
+        "looked up before Kraken's engine could have given up on it"
+    );
+    assert!(
+        !seen.contains(&OrderEvent::Accepted { cl_id: 7 }),
+        "{seen:?}"
+    );
+    let ex = sim.exchange();
+    assert!(ex.orders.is_empty(), "{:?}", ex.orders);
+    assert_eq!(ex.calls.get("AddOrder"), None, "never sent over REST");
+    drop(ex);
+    let _ = link.finish();
+}
+
+/// A WebSocket add that reached Kraken but whose answer was lost is found by its
+/// `cl_ord_id`, accepted and tracked: a later cancel reaches it, and it is never placed again.
+#[test]
+fn a_lost_websocket_add_that_arrived_is_found_tracked_and_cancellable() {
+    let sim = RestSim::start("10000", "0", market()).unwrap();
+    let link = start(cfg(&sim));
+    let mut seen = Vec::new();
+    let o = buy(7, 599_000);
+    let params: std::collections::BTreeMap<String, String> = [
+        ("pair", "XBTUSD".to_string()),
+        ("ordertype", "limit".into()),
+        ("type", "buy".into()),
+        ("price", "59900.0".into()),
+        ("volume", "0.00200000".into()),
+        ("oflags", "post".into()),
+        ("cl_ord_id", kraken_cl(7)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    sim.exchange()
+        .call_ws("add_order", "AddOrder", &params)
+        .unwrap();
+    link.command(Command::Lost { req: o, wait_ns: 0 }).unwrap();
+    wait_for(&link, &mut seen, |e| {
+        *e == OrderEvent::Accepted { cl_id: 7 }
+    });
+    link.send(Intent::Cancel { cl_id: 7 }).unwrap();
+    wait_for(&link, &mut seen, |e| {
+        matches!(e, OrderEvent::Cancelled { cl_id: 7, .. })
+    });
+    let ex = sim.exchange();
+    assert_eq!(ex.orders.len(), 1, "{:?}", ex.orders);
+    assert!(ex.orders.values().all(|o| o.status == "canceled"));
+    assert_eq!(ex.calls.get("AddOrder"), None, "never resent");
+    drop(ex);
     let _ = link.finish();
 }
 

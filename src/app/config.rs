@@ -21,6 +21,7 @@ use crate::core::ratecounter::Tier;
 use crate::core::settings::{OnDrawdown, Settings};
 use crate::core::time::MS;
 use crate::exec::worker::WorkerConfig;
+use crate::exec::ws_entry::OrderTransport;
 use crate::feed::FeedSettings;
 use crate::side::dashboard::{DashboardConfig, DashboardError, check_bind};
 
@@ -240,6 +241,9 @@ pub struct Config {
     /// Kraken's authenticated WebSocket v2 (orders and fills in real time); empty: REST
     /// polling only.
     pub ws_auth_url: String,
+    /// Where orders go: `rest` (the REST worker) or `ws` (the authenticated WebSocket from
+    /// the feed thread, REST while it is down).
+    pub order_transport: OrderTransport,
     pub fill_poll_s: u64,
     /// QueryOrders interval while the private stream is healthy (a cross-check).
     pub fill_poll_backstop_s: u64,
@@ -321,6 +325,7 @@ impl Default for Config {
             feed_latency_ms: s.feed_latency_ms,
             rest_min_interval_ms: 1000,
             ws_auth_url: "wss://ws-auth.kraken.com/v2".into(),
+            order_transport: OrderTransport::Rest,
             fill_poll_s: 5,
             fill_poll_backstop_s: 60,
             balance_refresh_s: 300,
@@ -430,6 +435,10 @@ impl Config {
         FeedSettings {
             ws_url: self.ws_url.clone(),
             ws_auth_url: self.ws_auth_url.clone(),
+            order_transport: self.order_transport,
+            deadman_refresh_s: self.deadman_refresh_s,
+            deadman_timeout_s: self.deadman_timeout_s,
+            rate_tier: self.rate_tier,
             ws_ca_file: self.ws_ca_file.clone(),
             symbol: self.symbol.clone(),
             book_depth: self.book_depth,
@@ -452,6 +461,7 @@ impl Config {
             fill_poll: Duration::from_secs(self.fill_poll_s),
             fill_poll_backstop: Duration::from_secs(self.fill_poll_backstop_s),
             private_stream: !self.ws_auth_url.is_empty(),
+            ws_orders: self.order_transport == OrderTransport::Ws && !self.ws_auth_url.is_empty(),
             balance_refresh: Duration::from_secs(self.balance_refresh_s),
             deadman_refresh: Duration::from_secs(self.deadman_refresh_s),
             deadman_timeout_s: self.deadman_timeout_s,
@@ -692,6 +702,12 @@ impl Config {
             return Err(invalid(
                 "ws_auth_url",
                 "must start with ws:// or wss:// (or be empty: REST polling only)",
+            ));
+        }
+        if self.order_transport == OrderTransport::Ws && self.ws_auth_url.is_empty() {
+            return Err(invalid(
+                "order_transport",
+                "\"ws\" needs the authenticated WebSocket: set ws_auth_url, or use \"rest\"",
             ));
         }
         let qty = |key: &'static str, v: &DecimalValue| -> Result<u64, ConfigError> {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::app::commands::usage_error;
 use crate::app::config::load_config;
 use crate::app::session::{SessionArgs, run_session};
+use crate::exec::ws_entry::OrderTransport;
 use crate::kraken::rest::Credentials;
 use crate::sim::rest::{DEMO_KEY, DEMO_SECRET, RestSim};
 use crate::sim::{SimConfig, SimTls, Simulator};
@@ -30,6 +31,8 @@ pub struct DemoArgs {
     pub base: String,
     /// Quote (USD) the simulated account holds at start, decimal text.
     pub quote: String,
+    /// The order path (`--transport`); `None`: the config's `order_transport`.
+    pub transport: Option<OrderTransport>,
 }
 
 impl Default for DemoArgs {
@@ -43,6 +46,7 @@ impl Default for DemoArgs {
             paper: false,
             base: "0".into(),
             quote: "10000".into(),
+            transport: None,
         }
     }
 }
@@ -105,6 +109,14 @@ pub fn demo(config: Option<&Path>, d: &DemoArgs, args: &SessionArgs) -> ExitCode
         }
         cfg.rest_min_interval_ms = 200;
         cfg.fill_poll_s = 1;
+        if let Some(t) = d.transport {
+            cfg.order_transport = t;
+        }
+        if cfg.order_transport == OrderTransport::Ws && cfg.ws_auth_url.is_empty() {
+            return usage_error(
+                "--transport ws needs the private stream (drop --set ws_auth_url=)",
+            );
+        }
         match Credentials::new(DEMO_KEY, DEMO_SECRET) {
             Ok(c) => creds = Some(c),
             Err(e) => return failed(&format!("the demo key pair: {e}")),
@@ -117,9 +129,11 @@ pub fn demo(config: Option<&Path>, d: &DemoArgs, args: &SessionArgs) -> ExitCode
         d.volatility,
         rest.as_ref()
             .map(|r| format!(
-                ", private REST at {} and WebSocket at {} (LIVE against the simulator)",
+                ", private REST at {} and WebSocket at {} (LIVE against the simulator, orders \
+                 over {})",
                 r.url(),
-                r.private().url()
+                r.private().url(),
+                cfg.order_transport.name()
             ))
             .unwrap_or_default()
     );

@@ -585,6 +585,11 @@ pub fn render_summary(s: &Summary) -> String {
             s.counters.duplicate_execs,
             s.counters.foreign_fills,
         ));
+        out.push_str(&format!(
+            "orders   transport {}: {} requests on the WebSocket, {} handed to REST when it \
+             dropped\n",
+            s.order_transport, s.counters.ws_order_requests, s.counters.ws_handed_to_rest,
+        ));
     }
     if let (Some(base), Some(quote)) = (s.account_base, s.account_quote) {
         out.push_str(&format!(
@@ -608,7 +613,10 @@ pub fn latency_table(s: &Summary) -> String {
         ("frame -> core done".into(), s.frame_to_done),
     ];
     if s.mode == "live" {
-        rows.push(("intent -> REST answer".into(), s.intent_to_ack));
+        rows.push(("intent -> REST answer".into(), s.intent_to_ack_rest));
+        if s.intent_to_ack_ws.count > 0 {
+            rows.push(("intent -> WS answer".into(), s.intent_to_ack_ws));
+        }
         rows.push(("fill -> booked in core".into(), s.fill_to_core));
         for (name, r) in s.rest_round_trip.iter().filter(|(_, r)| r.count > 0) {
             rows.push((format!("REST {name}"), *r));

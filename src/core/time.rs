@@ -159,16 +159,24 @@ fn parse_fraction_and_offset(s: &[u8], secs: i64) -> Option<Nanos> {
 /// Kraken writes them). Allocates; for tools and the simulator, not the hot path.
 #[must_use]
 pub fn format_rfc3339(ns: Nanos) -> String {
+    let mut s = String::with_capacity(27);
+    write_rfc3339(&mut s, ns);
+    s
+}
+
+/// Appends `ns` as [`format_rfc3339`] writes it, without allocating (beyond `out`'s growth).
+pub fn write_rfc3339(out: &mut impl std::fmt::Write, ns: Nanos) {
     let secs = ns.div_euclid(SEC);
     let micros = ns.rem_euclid(SEC) / 1_000;
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    format!(
+    let _ = write!(
+        out,
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
         sod / 3600,
         sod % 3600 / 60,
         sod % 60
-    )
+    );
 }
 
 #[cfg(test)]

@@ -4,16 +4,19 @@
 
 use crate::core::event::ClientId;
 
+/// What every one of our `cl_ord_id`s starts with (the id follows in lowercase hex).
+pub const CL_PREFIX: &str = "wb";
+
 /// The `cl_ord_id` of client id `cl_id`.
 #[must_use]
 pub fn kraken_cl(cl_id: ClientId) -> String {
-    format!("wb{cl_id:x}")
+    format!("{CL_PREFIX}{cl_id:x}")
 }
 
 /// The client id in one of our `cl_ord_id`s, `None` for anyone else's.
 #[must_use]
 pub fn origin_of(cl_ord_id: &[u8]) -> Option<ClientId> {
-    let hex = cl_ord_id.strip_prefix(b"wb")?;
+    let hex = cl_ord_id.strip_prefix(CL_PREFIX.as_bytes())?;
     if hex.is_empty() || hex.len() > 16 {
         return None;
     }

@@ -61,7 +61,7 @@ const ENDPOINTS: [&str; 9] = [
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// What the feed thread asks of the worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// An order intent of the core.
     Core(Intent),
@@ -78,6 +78,29 @@ pub enum Command {
     Reconcile,
     /// The account's rate-counter tier, as Kraken announced it (`maxratecount`).
     Tier(Tier),
+    /// An order placed over the WebSocket, accepted as Kraken order `txid`: tracked like
+    /// the worker's own (polls, reconcile, the final cancel-all).
+    Track {
+        /// The order.
+        req: OrderRequest,
+        /// Kraken's id.
+        txid: String,
+    },
+    /// A WebSocket amend took effect: the order tracked as `old` is now `req`.
+    Rebind {
+        /// Its owner before.
+        old: ClientId,
+        /// Its owner and terms now.
+        req: OrderRequest,
+    },
+    /// A WebSocket add whose answer was lost with the connection: looked up by its
+    /// `cl_ord_id` once its deadline has passed (`wait_ns` from now), never sent again.
+    Lost {
+        /// The order.
+        req: OrderRequest,
+        /// Until Kraken's engine can no longer take it.
+        wait_ns: Nanos,
+    },
 }
 
 /// What the worker tells the feed thread.
@@ -133,6 +156,7 @@ impl WorkerLink {
     ///
     /// # Errors
     /// The channel is full or the worker is gone.
+    #[allow(clippy::result_large_err)]
     pub fn command(&self, c: Command) -> Result<(), Command> {
         self.intents.try_send(c).map_err(|e| match e {
             TrySendError::Full(c) | TrySendError::Disconnected(c) => c,
@@ -172,6 +196,9 @@ pub struct WorkerConfig {
     /// The private stream is configured: fetch its token at start (a key without the
     /// WebSocket permission is refused).
     pub private_stream: bool,
+    /// Orders go over the WebSocket while the stream is healthy (`order_transport = "ws"`):
+    /// the feed thread keeps the dead man's switch armed then, the worker while it is down.
+    pub ws_orders: bool,
     /// Balance refresh interval.
     pub balance_refresh: Duration,
     /// Dead man's switch refresh (zero: off) and timeout.
@@ -389,6 +416,19 @@ enum Lookup {
     Failed,
 }
 
+/// An order whose AddOrder answer was lost.
+#[derive(Debug, Clone, Copy)]
+struct Lost {
+    req: OrderRequest,
+    since: Instant,
+    /// Not looked up before this: until then Kraken may still take it (a WebSocket add's
+    /// deadline).
+    not_before: Instant,
+    /// Sent again if it never arrived (REST); a WebSocket add's quote is stale by then and
+    /// is reported cancelled instead.
+    resend: bool,
+}
+
 enum Job {
     Place(OrderRequest, Instant),
     Cancel(ClientId),
@@ -396,7 +436,7 @@ enum Job {
     Replace(ClientId, OrderRequest, Instant),
     CancelAll,
     /// An AddOrder whose answer was lost: look before resending.
-    Recover(OrderRequest, Instant),
+    Recover(Lost),
 }
 
 struct Worker {
@@ -569,6 +609,34 @@ impl Worker {
                 self.counter.set_tier(now_ns, tier, 10.0);
                 return;
             }
+            Command::Track { req, txid } => {
+                self.track(req, kraken_cl(req.cl_id), txid);
+                return;
+            }
+            Command::Rebind { old, req } => {
+                if let Some(t) = self.orders.remove(&old) {
+                    let placed_at = Instant::now();
+                    self.orders.insert(
+                        req.cl_id,
+                        Tracked {
+                            req,
+                            placed_at,
+                            ..t
+                        },
+                    );
+                    self.journal_txid(req.cl_id);
+                }
+                return;
+            }
+            Command::Lost { req, wait_ns } => {
+                self.queue.push_front(Job::Recover(Lost {
+                    req,
+                    since: now,
+                    not_before: now + Duration::from_nanos(wait_ns.max(0) as u64),
+                    resend: false,
+                }));
+                return;
+            }
         };
         match i {
             // Cancels go first: they reduce risk. An order not sent yet never needs to be.
@@ -686,7 +754,7 @@ impl Worker {
                     }
                 }
                 Job::CancelAll => self.cancel_all(),
-                Job::Recover(req, since) => self.recover(req, since),
+                Job::Recover(lost) => self.recover(lost),
                 Job::Place(req, since) => {
                     let wait = self.counter.wait_ns(self.ns(now), ADD_COST);
                     if wait > 0 {
@@ -709,7 +777,10 @@ impl Worker {
                 self.emit(OrderEvent::Polled);
                 self.tell(WorkerEvent::Reconciled);
             }
-        } else if !self.cfg.deadman_refresh.is_zero() && now >= self.next_deadman {
+        } else if !self.cfg.deadman_refresh.is_zero()
+            && now >= self.next_deadman
+            && !(self.cfg.ws_orders && self.stream_healthy)
+        {
             self.next_deadman = now + self.cfg.deadman_refresh;
             let t = self.cfg.deadman_timeout_s;
             if self
@@ -767,7 +838,12 @@ impl Worker {
             }
             // No answer, or a gateway error: the order may or may not be there. Look first.
             Err(KrakenError::Network(_) | KrakenError::Unavailable(_)) => {
-                self.queue.push_front(Job::Recover(req, since));
+                self.queue.push_front(Job::Recover(Lost {
+                    req,
+                    since,
+                    not_before: Instant::now(),
+                    resend: true,
+                }));
             }
             Err(e) => self.emit(OrderEvent::Rejected {
                 cl_id: req.cl_id,
@@ -905,22 +981,51 @@ impl Worker {
     }
 
     /// After a lost AddOrder answer: is the order there (open, or already ended)? Then it was
-    /// accepted; only when it is in neither list did it never arrive, and it is sent again.
-    fn recover(&mut self, req: OrderRequest, since: Instant) {
+    /// accepted; only when it is in neither list did it never arrive: a REST order is sent
+    /// again, a WebSocket one (stale by its deadline) is reported cancelled.
+    fn recover(&mut self, lost: Lost) {
+        let now = Instant::now();
+        if now < lost.not_before {
+            // Not yet: everything else goes first; when nothing else is queued, wait for it.
+            self.queue.push_back(Job::Recover(lost));
+            let first_due = self
+                .queue
+                .iter()
+                .map(|j| match j {
+                    Job::Recover(l) => Some(l.not_before),
+                    _ => None,
+                })
+                .min();
+            if let Some(Some(t)) = first_due {
+                self.next_call = self.next_call.max(t.min(now + self.cfg.timeout));
+            }
+            return;
+        }
         let Ok(open) = self.timed("OpenOrders", RestClient::open_orders) else {
-            self.queue.push_front(Job::Recover(req, since));
+            self.queue.push_front(Job::Recover(lost));
             return;
         };
-        match self.lookup_lost(req, since, &open) {
+        match self.lookup_lost(lost.req, lost.since, &open) {
             Lookup::Found => {
                 let _ = self
                     .report
                     .intent_to_ack
-                    .record(since.elapsed().as_nanos().max(1) as u64);
+                    .record(lost.since.elapsed().as_nanos().max(1) as u64);
             }
-            Lookup::Absent => self.queue.push_front(Job::Place(req, since)),
-            Lookup::Failed => self.queue.push_front(Job::Recover(req, since)),
+            Lookup::Absent if lost.resend => {
+                self.queue.push_front(Job::Place(lost.req, lost.since));
+            }
+            Lookup::Absent => self.never_arrived(lost.req.cl_id),
+            Lookup::Failed => self.queue.push_front(Job::Recover(lost)),
         }
+    }
+
+    fn never_arrived(&self, cl_id: ClientId) {
+        log::info!("order {cl_id}: its add never reached Kraken (looked up by cl_ord_id)");
+        self.emit(OrderEvent::Cancelled {
+            cl_id,
+            reason: CancelReason::Requested,
+        });
     }
 
     /// Finds an order whose AddOrder answer was lost by its `cl_ord_id`: among `open`, else
@@ -936,6 +1041,10 @@ impl Worker {
         let cl = kraken_cl(req.cl_id);
         let is_ours = |o: &OrderInfo| o.cl_ord_id.as_deref() == Some(cl.as_str());
         if let Some((txid, _)) = open.iter().find(|(_, o)| is_ours(o)) {
+            log::info!(
+                "order {} ({txid}): its add's answer was lost; found open by its cl_ord_id",
+                req.cl_id
+            );
             self.track(req, cl, txid.clone());
             self.report.orders_sent += 1;
             self.emit(OrderEvent::Accepted { cl_id: req.cl_id });
@@ -954,7 +1063,7 @@ impl Worker {
             return Lookup::Absent;
         };
         log::info!(
-            "order {} ({txid}): its AddOrder answer was lost and it has already ended ({})",
+            "order {} ({txid}): its add's answer was lost and it has already ended ({})",
             req.cl_id,
             info.status
         );
@@ -972,35 +1081,44 @@ impl Worker {
     /// booked; one that never arrived is reported cancelled and never sent. `false` when a
     /// lookup failed (the caller retries).
     fn resolve_recoveries(&mut self, only: Option<ClientId>) -> bool {
-        let pending: Vec<(OrderRequest, Instant)> = self
+        let pending: Vec<Lost> = self
             .queue
             .iter()
             .filter_map(|j| match j {
-                Job::Recover(r, since) if only.is_none_or(|id| r.cl_id == id) => Some((*r, *since)),
+                Job::Recover(l) if only.is_none_or(|id| l.req.cl_id == id) => Some(*l),
                 _ => None,
             })
             .collect();
         if pending.is_empty() {
             return true;
         }
+        // Before its deadline Kraken may still take a lost WebSocket add: not yet.
+        let now = Instant::now();
+        if let Some(later) = pending
+            .iter()
+            .map(|l| l.not_before)
+            .filter(|t| *t > now)
+            .max()
+        {
+            self.next_call = self.next_call.max(later);
+            return false;
+        }
         let Ok(open) = self.timed("OpenOrders", RestClient::open_orders) else {
             return false;
         };
         let mut ok = true;
-        for (req, since) in pending {
-            match self.lookup_lost(req, since, &open) {
+        for lost in pending {
+            let cl_id = lost.req.cl_id;
+            match self.lookup_lost(lost.req, lost.since, &open) {
                 Lookup::Found => {}
-                Lookup::Absent => self.emit(OrderEvent::Cancelled {
-                    cl_id: req.cl_id,
-                    reason: CancelReason::Requested,
-                }),
+                Lookup::Absent => self.never_arrived(cl_id),
                 Lookup::Failed => {
                     ok = false;
                     continue; // stays queued
                 }
             }
             self.queue
-                .retain(|j| !matches!(j, Job::Recover(r, _) if r.cl_id == req.cl_id));
+                .retain(|j| !matches!(j, Job::Recover(l) if l.req.cl_id == cl_id));
         }
         ok
     }
@@ -1234,6 +1352,19 @@ impl Worker {
         // first looks up orders whose AddOrder answer was lost, so their fills are booked).
         self.count_unsent();
         self.queue.retain(|j| matches!(j, Job::Recover(..)));
+        // A lost WebSocket add is looked up once Kraken can no longer take it (its deadline,
+        // at most a few seconds): the cancel-all then reaches it, or it never arrived.
+        let latest = self
+            .queue
+            .iter()
+            .filter_map(|j| match j {
+                Job::Recover(l) => Some(l.not_before),
+                _ => None,
+            })
+            .max();
+        if let Some(t) = latest {
+            std::thread::sleep(t.saturating_duration_since(Instant::now()));
+        }
         let deadline = Instant::now() + self.cfg.timeout * 2;
         while Instant::now() < deadline && !self.report.shutdown_cancel_confirmed {
             std::thread::sleep(self.next_call.saturating_duration_since(Instant::now()));
@@ -1266,6 +1397,7 @@ mod tests {
             fill_poll: Duration::from_secs(60),
             fill_poll_backstop: Duration::from_secs(60),
             private_stream: false,
+            ws_orders: false,
             balance_refresh: Duration::from_secs(300),
             deadman_refresh: Duration::ZERO,
             deadman_timeout_s: 60,

@@ -30,6 +30,7 @@ use crate::core::event::{Event, Intent, IntentSink, OrderEvent, OrderRequest, Ou
 use crate::core::money::{Cash, Fixed, Precision};
 use crate::core::time::{MS, Nanos, SEC};
 use crate::exec::worker::{WorkerEvent, WorkerLink};
+use crate::exec::ws_entry::{OrderTransport, WsEntry};
 use crate::side::journal::{JournalSender, Record};
 use crate::side::notify::{AlertText, Notice, Notifier, ShortText};
 use crate::side::status::{Counters, FeedView, StageHists, StatusLink, StatusSnapshot};
@@ -57,6 +58,15 @@ pub struct FeedSettings {
     pub ws_url: String,
     /// The authenticated WebSocket v2 (live mode); empty: none.
     pub ws_auth_url: String,
+    /// Where orders go while the authenticated WebSocket is up.
+    pub order_transport: crate::exec::ws_entry::OrderTransport,
+    /// Dead man's switch refresh (0: off) and timeout, seconds (kept by WebSocket order
+    /// entry while it is up).
+    pub deadman_refresh_s: u64,
+    /// See `deadman_refresh_s`.
+    pub deadman_timeout_s: u64,
+    /// The rate-counter tier until Kraken announces one.
+    pub rate_tier: crate::core::ratecounter::Tier,
     /// Extra PEM root certificate trusted for `wss://`.
     pub ws_ca_file: Option<String>,
     /// WebSocket symbol.
@@ -143,11 +153,18 @@ fn private_setup(s: &FeedSettings, token: Option<String>) -> Option<PrivateSetup
     } else {
         None
     };
+    let entry = (s.order_transport == OrderTransport::Ws).then(|| {
+        WsEntry::new(
+            s.rate_tier,
+            (s.deadman_refresh_s as Nanos * SEC, s.deadman_timeout_s),
+        )
+    });
     Some(PrivateSetup {
         endpoint,
         tls,
         token,
         symbol: s.symbol.clone(),
+        entry,
     })
 }
 
@@ -261,6 +278,8 @@ struct Feed<'a> {
     ledger: FillLedger,
     /// A fill's arrival (private socket, or the poll's answer) → booked in the core.
     fill_to_core: hdrhistogram::Histogram<u64>,
+    /// The text of the WebSocket order request being sent (reused).
+    request_text: String,
     precision: Precision,
     conn: Option<Connection>,
     link: Supervisor,
@@ -371,6 +390,7 @@ impl<'a> Feed<'a> {
             private,
             ledger: FillLedger::default(),
             fill_to_core: crate::side::status::histogram(),
+            request_text: String::with_capacity(512),
             precision,
             conn: None,
             link,
@@ -408,8 +428,8 @@ impl<'a> Feed<'a> {
                 .min(self.link.next_deadline(self.link_state()))
                 .min(
                     self.private
-                        .as_ref()
-                        .map_or(Nanos::MAX, PrivateLink::next_deadline),
+                        .as_mut()
+                        .map_or(Nanos::MAX, |p| p.next_deadline(now)),
                 );
             let wait = Duration::from_nanos((next - now).max(0) as u64);
             if let Err(e) = self.poll.poll(&mut events, Some(wait))
@@ -622,23 +642,23 @@ impl<'a> Feed<'a> {
             match intent {
                 Intent::Place(o) => {
                     self.new_order(o);
-                    self.send_to_worker(intent);
+                    self.route_order(intent);
                     measured = true;
                 }
                 Intent::Cancel { .. } => {
                     self.s.orders_cancelled += 1;
-                    self.send_to_worker(intent);
+                    self.route_order(intent);
                     measured = true;
                 }
                 Intent::CancelAll => {
-                    self.send_to_worker(intent);
+                    self.route_order(intent);
                     measured = true;
                 }
                 Intent::CheckBalances => self.send_to_worker(intent),
                 Intent::Replace { new, .. } => {
                     self.s.orders_cancelled += 1;
                     self.new_order(new);
-                    self.send_to_worker(intent);
+                    self.route_order(intent);
                     measured = true;
                 }
                 Intent::Resubscribe { .. } => self.schedule_resubscribe(rx),
@@ -656,6 +676,9 @@ impl<'a> Feed<'a> {
             self.out.record(|h| &mut h.tick_to_intent, t - rx);
         }
         self.out.intents.clear();
+        // What WebSocket order entry must do now (after the loop: its events reach the core,
+        // which may have new intents).
+        self.entry_effects();
     }
 
     /// The feed thread's and the core's counters, for the dashboard and the summary.
@@ -698,6 +721,27 @@ impl<'a> Feed<'a> {
             duplicate_execs: self.ledger.stats.duplicate_execs,
             foreign_fills: self.ledger.stats.foreign,
             token_refusals: private.token_refusals,
+            ws_order_requests: self.entry_stats().requests,
+            ws_handed_to_rest: self.entry_stats().handed_to_rest,
+        }
+    }
+
+    /// WebSocket order entry's counters (zero without it).
+    fn entry_stats(&self) -> crate::exec::ws_entry::EntryStats {
+        self.private
+            .as_ref()
+            .and_then(|p| p.entry.as_ref())
+            .map(|e| e.stats)
+            .unwrap_or_default()
+    }
+
+    /// `ws` when orders go over the authenticated WebSocket while it is up, else `rest`.
+    fn order_transport(&self) -> &'static str {
+        let ws = self.private.as_ref().is_some_and(|p| p.entry.is_some());
+        if ws {
+            OrderTransport::Ws.name()
+        } else {
+            OrderTransport::Rest.name()
         }
     }
 
@@ -712,6 +756,7 @@ impl<'a> Feed<'a> {
             precision: self.precision,
             counters: self.counters(link.dropped()),
             private_link: self.private_state().name(),
+            order_transport: self.order_transport(),
         };
         link.publish(&StatusSnapshot::capture(&self.core, now, &view));
         if let Some(i) = &mut self.out.interval {
@@ -800,6 +845,7 @@ impl<'a> Feed<'a> {
             self.subscribe(book, instrument);
         }
         self.private_timers(now);
+        self.entry_timers();
     }
 
     fn connect(&mut self, now: Nanos) {
@@ -862,7 +908,9 @@ impl<'a> Feed<'a> {
         }
         self.journal_intents();
         // Live: cancel everything on the exchange and wait (bounded) for the answer, then
-        // book the last fills it reports.
+        // book the last fills it reports. WebSocket order requests in flight are answered
+        // first, or handed to the worker.
+        self.settle_entry();
         if let Some(p) = &mut self.private
             && let Some(c) = p.take_conn()
         {
@@ -878,10 +926,11 @@ impl<'a> Feed<'a> {
             r
         });
         let mut counters = self.counters(self.status.map_or(0, StatusLink::dropped));
+        let ws = self.entry_stats();
         if let Some(r) = &report {
-            // Live: what reached Kraken, and what the worker never had to send.
-            counters.orders_placed = r.orders_sent;
-            counters.orders_collapsed = r.orders_collapsed;
+            // Live: what reached Kraken (over either path), and what was never sent.
+            counters.orders_placed = r.orders_sent + ws.orders_sent;
+            counters.orders_collapsed = r.orders_collapsed + ws.collapsed;
         }
         let frames_recorded = match self.recorder.take().map(Recorder::finish) {
             Some(Ok(n)) => n,
@@ -937,7 +986,14 @@ impl<'a> Feed<'a> {
                 .as_ref()
                 .map_or(0, |p| p.counters.sequence_gaps),
             private_malformed: self.private.as_ref().map_or(0, |p| p.counters.malformed),
-            ..Summary::latency(&self.out.total, report.as_ref())
+            ..Summary::latency(
+                &self.out.total,
+                report.as_ref(),
+                self.private
+                    .as_ref()
+                    .and_then(|p| p.entry.as_ref())
+                    .map(|e| (self.order_transport(), &e.intent_to_ack, e.stats.amends)),
+            )
         }
     }
 }

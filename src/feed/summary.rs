@@ -54,7 +54,7 @@ pub struct Summary {
     pub strategy: LatencyRow,
     /// Frame received → order intent handed to the worker channel, on the feed thread.
     pub tick_to_intent: LatencyRow,
-    /// Place intent received by the order worker → Kraken's answer (live mode).
+    /// An add or amend intent → Kraken's answer (live mode), over either transport.
     pub intent_to_ack: LatencyRow,
     /// REST round trip per endpoint (live mode).
     pub rest_round_trip: BTreeMap<String, LatencyRow>,
@@ -93,8 +93,12 @@ pub struct Summary {
     pub private_link: &'static str,
     /// A fill's arrival (on the private socket, or in the poll's answer) → booked in the core.
     pub fill_to_core: LatencyRow,
-    /// Intent received by the REST worker → Kraken's answer (the same row as `intent_to_ack`).
+    /// Intent received by the REST worker → Kraken's answer.
     pub intent_to_ack_rest: LatencyRow,
+    /// Intent taken by WebSocket order entry on the feed thread → Kraken's reply.
+    pub intent_to_ack_ws: LatencyRow,
+    /// Where orders went while the private stream was up: `rest` or `ws`.
+    pub order_transport: &'static str,
     /// Executions snapshots read (one per private connection).
     pub private_snapshots: u64,
     /// Gaps in the executions sequence (each reconciled with REST).
@@ -104,19 +108,33 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// A summary holding only the latency of every stage: the feed thread's histograms and
-    /// the order worker's report (live mode); the caller fills in the rest.
+    /// A summary holding only the latency of every stage: the feed thread's histograms, the
+    /// order worker's report (live mode) and WebSocket order entry's (transport name, intent
+    /// → ack, amends); the caller fills in the rest.
     #[must_use]
-    pub fn latency(total: &StageHists, report: Option<&WorkerReport>) -> Summary {
+    pub fn latency(
+        total: &StageHists,
+        report: Option<&WorkerReport>,
+        ws: Option<(&'static str, &hdrhistogram::Histogram<u64>, u64)>,
+    ) -> Summary {
+        let mut both =
+            report.map_or_else(crate::side::status::histogram, |r| r.intent_to_ack.clone());
+        if let Some((_, h, _)) = ws {
+            let _ = both.add(h);
+        }
         Summary {
             frame_to_parsed: LatencyRow::of(&total.parse),
             book_apply: LatencyRow::of(&total.book),
             strategy: LatencyRow::of(&total.strategy),
             tick_to_intent: LatencyRow::of(&total.tick_to_intent),
             frame_to_done: LatencyRow::of(&total.frame_to_done),
-            intent_to_ack: report
-                .map(|r| LatencyRow::of(&r.intent_to_ack))
-                .unwrap_or_default(),
+            intent_to_ack: if report.is_some() {
+                LatencyRow::of(&both)
+            } else {
+                LatencyRow::default()
+            },
+            intent_to_ack_ws: ws.map(|(_, h, _)| LatencyRow::of(h)).unwrap_or_default(),
+            order_transport: ws.map_or("rest", |(t, _, _)| t),
             intent_to_ack_rest: report
                 .map(|r| LatencyRow::of(&r.intent_to_ack))
                 .unwrap_or_default(),
@@ -128,7 +146,7 @@ impl Summary {
                         .collect()
                 })
                 .unwrap_or_default(),
-            amends: report.map_or(0, |r| r.amends),
+            amends: report.map_or(0, |r| r.amends) + ws.map_or(0, |(_, _, a)| a),
             shutdown_cancel_confirmed: report.is_some_and(|r| r.shutdown_cancel_confirmed),
             ..Summary::default()
         }

@@ -483,6 +483,7 @@ fn status_json(view: &View) -> Value {
         "trade_history": trades,
         "counters": s.counters,
         "private_link": s.private_link,
+        "order_transport": s.order_transport,
         "pause_counts": pauses,
         "worker": view.worker.as_ref().map(|w| json!({
             "amends": w.amends,
@@ -587,6 +588,16 @@ fn metrics(view: &View) -> String {
                 "execution_faults_total",
                 "Order intents the worker could not take.",
                 c.execution_faults,
+            ),
+            (
+                "ws_order_requests_total",
+                "Order requests sent on the authenticated WebSocket.",
+                c.ws_order_requests,
+            ),
+            (
+                "ws_handed_to_rest_total",
+                "WebSocket order requests handed to REST when the connection was lost.",
+                c.ws_handed_to_rest,
             ),
         ] {
             metric(name, "counter", help, &one(v as f64));

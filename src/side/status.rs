@@ -209,6 +209,10 @@ pub struct Counters {
     pub foreign_fills: u64,
     /// WebSocket tokens Kraken refused.
     pub token_refusals: u64,
+    /// Order requests sent on the authenticated WebSocket (`order_transport = "ws"`).
+    pub ws_order_requests: u64,
+    /// WebSocket order requests handed to REST when the connection was lost unanswered.
+    pub ws_handed_to_rest: u64,
 }
 
 /// Everything the dashboard shows that the feed thread knows: plain numbers, fixed arrays.
@@ -284,6 +288,8 @@ pub struct StatusSnapshot {
     pub counters: Counters,
     /// The private stream: `off`, `down`, `up`, `refused`.
     pub private_link: &'static str,
+    /// Where orders go while the private stream is up: `rest` or `ws`.
+    pub order_transport: &'static str,
     /// Ticks on which each rule held something back.
     pub pause_counts: [u64; Rule::COUNT],
 }
@@ -303,6 +309,8 @@ pub struct FeedView {
     pub counters: Counters,
     /// The private stream: `off`, `down`, `up`, `refused`.
     pub private_link: &'static str,
+    /// `rest` or `ws`.
+    pub order_transport: &'static str,
 }
 
 impl StatusSnapshot {
@@ -332,6 +340,7 @@ impl StatusSnapshot {
             state: core.state(),
             connected: feed.connected,
             private_link: feed.private_link,
+            order_transport: feed.order_transport,
             last_frame_age_ns: now - feed.last_frame_at,
             precision: feed.precision,
             microprice: sig.micro_f64(),

@@ -312,6 +312,9 @@ pub struct PrivateFaults {
     pub down: AtomicBool,
     /// Refuse every token (as Kraken refuses a stale or wrong one).
     pub refuse_tokens: AtomicBool,
+    /// The next this many `add_order` requests are carried out, but the connection is cut
+    /// before their answers go out (the answer lost with the link).
+    pub lose_add_answers: AtomicU32,
 }
 
 impl PrivateFaults {
@@ -603,8 +606,15 @@ impl Conn {
             | "cancel_all"
             | "cancel_all_orders_after" => {
                 stats.order_requests.fetch_add(1, Ordering::Relaxed);
-                let r = order_method(&mut lock(ex), &method, p);
-                self.reply(&method, &req_id, r)
+                let replies = order_method(&mut lock(ex), &method, p);
+                log::debug!("kraken-sim private: {method}{req_id} -> {replies:?}");
+                if method == "add_order" && take_one(&faults.lose_add_answers) {
+                    return Err(SimError::Ws("the add's answer lost with the link".into()));
+                }
+                for r in replies {
+                    self.reply(&method, &req_id, r)?;
+                }
+                Ok(())
             }
             _ => self.reply(&method, &req_id, Err("EGeneral:Unknown method".into())),
         }
@@ -766,8 +776,24 @@ fn snapshot_order(txid: &str, o: &SimOrder) -> String {
     )
 }
 
-/// One order method against the exchange: the `result` object, or Kraken's error text.
-fn order_method(e: &mut Exchange, method: &str, p: &Value) -> Result<String, String> {
+/// A `deadline` as Kraken checks it: RFC 3339, 0.5 s to 60 s ahead.
+fn deadline_ok(p: &Value) -> bool {
+    let Some(d) = p.get("deadline") else {
+        return true;
+    };
+    let Some(at) = d
+        .as_str()
+        .and_then(|t| crate::core::time::parse_rfc3339(t.as_bytes()))
+    else {
+        return false;
+    };
+    let ahead = at as f64 / 1e9 - super::rest::unix_now();
+    (0.5..=60.0).contains(&ahead)
+}
+
+/// One order method against the exchange: the `result` object of each reply (one per order
+/// for `cancel_order`, as Kraken answers), or Kraken's error text.
+fn order_method(e: &mut Exchange, method: &str, p: &Value) -> Vec<Result<String, String>> {
     let ids = |key: &str| -> Vec<String> {
         p[key]
             .as_array()
@@ -778,78 +804,93 @@ fn order_method(e: &mut Exchange, method: &str, p: &Value) -> Result<String, Str
             })
             .unwrap_or_default()
     };
+    if matches!(method, "add_order" | "amend_order") && !deadline_ok(p) {
+        return vec![Err("EGeneral:Invalid arguments:deadline".into())];
+    }
+    let one = |r: Result<String, String>| vec![r];
     match method {
-        "add_order" => {
-            let params = add_params(p);
-            let r = e
-                .call_method("AddOrder", &params)
-                .map_err(|x| x.0.to_string())?;
-            let v: Value = serde_json::from_str(&r).unwrap_or(Value::Null);
-            let txid = v["txid"][0].as_str().unwrap_or("").to_string();
-            let cl = p["cl_ord_id"]
-                .as_str()
-                .map(|c| format!(r#","cl_ord_id":"{c}""#))
-                .unwrap_or_default();
-            Ok(format!(r#"{{"order_id":"{txid}"{cl}}}"#))
-        }
-        "amend_order" => {
-            let mut params = BTreeMap::new();
-            for (from, to) in [
-                ("order_id", "txid"),
-                ("cl_ord_id", "cl_ord_id"),
-                ("order_qty", "order_qty"),
-                ("limit_price", "limit_price"),
-                ("post_only", "post_only"),
-            ] {
-                match &p[from] {
-                    Value::Null => {}
-                    Value::String(s) => {
-                        params.insert(to.to_string(), s.clone());
-                    }
-                    v => {
-                        params.insert(to.to_string(), v.to_string());
-                    }
-                }
-            }
-            let r = e
-                .call_method("AmendOrder", &params)
-                .map_err(|x| x.0.to_string())?;
-            let v: Value = serde_json::from_str(&r).unwrap_or(Value::Null);
-            Ok(format!(
-                r#"{{"amend_id":"{}"}}"#,
-                v["amend_id"].as_str().unwrap_or("")
-            ))
-        }
+        "add_order" => one(add_order(e, p)),
+        "amend_order" => one(amend_order(e, p)),
         "cancel_order" => {
-            // One reply for the request; the per-order replies of Kraken are folded into it
-            // (the executions channel reports each order's end).
-            let mut done = 0;
-            for id in ids("order_id").into_iter().chain(ids("cl_ord_id")) {
-                let mut params = BTreeMap::new();
-                params.insert("txid".to_string(), id);
-                e.call_method("CancelOrder", &params)
-                    .map_err(|x| x.0.to_string())?;
-                done += 1;
+            let all: Vec<String> = ids("order_id")
+                .into_iter()
+                .chain(ids("cl_ord_id"))
+                .collect();
+            if all.is_empty() {
+                return one(Err("EGeneral:Invalid arguments".into()));
             }
-            if done == 0 {
-                return Err("EGeneral:Invalid arguments".into());
-            }
-            Ok(r#"{"count":1}"#.into())
+            all.into_iter()
+                .map(|id| {
+                    let mut params = BTreeMap::new();
+                    params.insert("txid".to_string(), id.clone());
+                    e.call_ws("cancel_order", "CancelOrder", &params)
+                        .map(|_| format!(r#"{{"order_id":"{id}"}}"#))
+                        .map_err(|x| x.0.to_string())
+                })
+                .collect()
         }
-        "cancel_all" => e
-            .call_method("CancelAll", &BTreeMap::new())
-            .map_err(|x| x.0.to_string()),
+        "cancel_all" => one(e
+            .call_ws("cancel_all", "CancelAll", &BTreeMap::new())
+            .map_err(|x| x.0.to_string())),
         "cancel_all_orders_after" => {
             let mut params = BTreeMap::new();
             params.insert(
                 "timeout".to_string(),
                 p["timeout"].as_u64().unwrap_or(0).to_string(),
             );
-            e.call_method("CancelAllOrdersAfter", &params)
-                .map_err(|x| x.0.to_string())
+            one(e
+                .call_ws("cancel_all_orders_after", "CancelAllOrdersAfter", &params)
+                .map_err(|x| x.0.to_string()))
         }
-        _ => Err("EGeneral:Unknown method".into()),
+        _ => one(Err("EGeneral:Unknown method".into())),
     }
+}
+
+fn add_order(e: &mut Exchange, p: &Value) -> Result<String, String> {
+    let params = add_params(p);
+    let r = e
+        .call_ws("add_order", "AddOrder", &params)
+        .map_err(|x| x.0.to_string())?;
+    let v: Value = serde_json::from_str(&r).unwrap_or(Value::Null);
+    let txid = v["txid"][0].as_str().unwrap_or("").to_string();
+    let cl = p["cl_ord_id"]
+        .as_str()
+        .map(|c| format!(r#","cl_ord_id":"{c}""#))
+        .unwrap_or_default();
+    Ok(format!(r#"{{"order_id":"{txid}"{cl}}}"#))
+}
+
+fn amend_order(e: &mut Exchange, p: &Value) -> Result<String, String> {
+    let mut params = BTreeMap::new();
+    for (from, to) in [
+        ("order_id", "txid"),
+        ("cl_ord_id", "cl_ord_id"),
+        ("order_qty", "order_qty"),
+        ("limit_price", "limit_price"),
+        ("post_only", "post_only"),
+    ] {
+        match &p[from] {
+            Value::Null => {}
+            Value::String(s) => {
+                params.insert(to.to_string(), s.clone());
+            }
+            v => {
+                params.insert(to.to_string(), v.to_string());
+            }
+        }
+    }
+    let r = e
+        .call_ws("amend_order", "AmendOrder", &params)
+        .map_err(|x| x.0.to_string())?;
+    let v: Value = serde_json::from_str(&r).unwrap_or(Value::Null);
+    let cl = p["cl_ord_id"]
+        .as_str()
+        .map(|c| format!(r#","cl_ord_id":"{c}""#))
+        .unwrap_or_default();
+    Ok(format!(
+        r#"{{"amend_id":"{}"{cl}}}"#,
+        v["amend_id"].as_str().unwrap_or("")
+    ))
 }
 
 fn take_one(n: &AtomicU32) -> bool {

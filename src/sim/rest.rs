@@ -138,6 +138,9 @@ pub struct Exchange {
     pub hold_fills: u32,
     /// What the private WebSocket streams (executions, ledger, tokens).
     pub stream: StreamLog,
+    /// Adds refused because an open order already had their `cl_ord_id` (an order sent
+    /// twice).
+    pub duplicates_refused: u64,
 }
 
 /// A running REST simulator.
@@ -191,6 +194,7 @@ impl RestSim {
             deadman_cancels: 0,
             calls: BTreeMap::new(),
             call_log: Vec::new(),
+            duplicates_refused: 0,
             hold_fills: 0,
             stream: StreamLog::default(),
         }));
@@ -414,7 +418,7 @@ fn authenticate(
     Ok(params)
 }
 
-fn unix_now() -> f64 {
+pub(crate) fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -433,6 +437,22 @@ impl Exchange {
     ) -> Result<String, ApiError> {
         *self.calls.entry(method.to_string()).or_default() += 1;
         self.call(method, p)
+    }
+
+    /// A WebSocket order method (`add_order`, ...), done as the REST method `rest` does it:
+    /// counted and logged under the WebSocket name, so `calls["AddOrder"]` counts REST only.
+    ///
+    /// # Errors
+    /// Kraken's error text, as for REST.
+    pub fn call_ws(
+        &mut self,
+        ws: &str,
+        rest: &str,
+        p: &BTreeMap<String, String>,
+    ) -> Result<String, ApiError> {
+        *self.calls.entry(ws.to_string()).or_default() += 1;
+        self.call_log.push((Instant::now(), ws.to_string()));
+        self.call(rest, p)
     }
 
     fn call(&mut self, method: &str, p: &BTreeMap<String, String>) -> Result<String, ApiError> {
@@ -564,6 +584,7 @@ impl Exchange {
         if let Some(c) = &cl
             && self.find(c).is_some()
         {
+            self.duplicates_refused += 1;
             return Err("EOrder:Duplicate order".into());
         }
         // Funds: what open orders already reserve counts as spent.

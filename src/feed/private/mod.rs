@@ -17,6 +17,7 @@
 //!   backstop (`fill_poll_backstop_s`); while it is down they are the fill path again.
 
 pub mod ledger;
+mod orders;
 pub mod parse;
 
 use mio::Token;
@@ -26,6 +27,7 @@ use crate::core::money::{Cash, Fixed, Qty};
 use crate::core::ratecounter::Tier;
 use crate::core::time::{MS, Nanos};
 use crate::exec::worker::Command;
+use crate::exec::ws_entry::WsEntry;
 use crate::feed::supervisor::{Link, Supervisor};
 use crate::feed::ws::{Connection, Endpoint};
 use crate::side::notify::{AlertText, Notice};
@@ -96,11 +98,16 @@ pub struct PrivateLink {
     exec_seq: Option<u64>,
     /// The connection was lost while its frames were being read (it is out of `conn` then).
     lost_while_reading: bool,
+    /// Its frames are being read (it is out of `conn`): what is sent meanwhile waits here.
+    reading: bool,
+    outbox: Outbox,
     /// Base and quote spot balances as last streamed.
     balances: (Option<Qty>, Option<Cash>),
     /// The pair's asset codes (v2 and legacy names of each).
     base_names: [String; 2],
     quote_names: [String; 2],
+    /// Order entry on this connection (`order_transport = "ws"`).
+    pub entry: Option<WsEntry>,
     /// Counters.
     pub counters: PrivateCounters,
 }
@@ -116,6 +123,8 @@ pub struct PrivateSetup {
     pub token: Option<String>,
     /// The market symbol (`BTC/USD`): which balances are the pair's.
     pub symbol: String,
+    /// Order entry on this connection (`order_transport = "ws"`).
+    pub entry: Option<WsEntry>,
 }
 
 /// Both spellings Kraken uses for an asset (v2 `BTC`, REST `XBT`).
@@ -147,9 +156,12 @@ impl PrivateLink {
             gave_up: false,
             exec_seq: None,
             lost_while_reading: false,
+            reading: false,
+            outbox: Outbox::default(),
             balances: (None, None),
             base_names: names(b),
             quote_names: names(q),
+            entry: setup.entry,
             counters: PrivateCounters::default(),
         }
     }
@@ -179,13 +191,42 @@ impl PrivateLink {
         self.conn.take()
     }
 
-    /// The next time the link has something to do.
-    #[must_use]
-    pub fn next_deadline(&self) -> Nanos {
+    /// The next time the link (or its order entry) has something to do.
+    pub fn next_deadline(&mut self, now: Nanos) -> Nanos {
+        let entry = self.entry.as_mut().map_or(Nanos::MAX, |e| e.next_due(now));
         if self.gave_up || self.token_pending {
-            return Nanos::MAX;
+            return entry;
         }
-        self.sup.next_deadline(self.link())
+        self.sup.next_deadline(self.link()).min(entry)
+    }
+}
+
+/// Frames written while the connection is being read (a fill's requote, an order placed
+/// after a cancel's answer): sent in order once the read is done. Its buffers are reused,
+/// so it allocates nothing once warm.
+#[derive(Debug, Default)]
+struct Outbox {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Outbox {
+    fn push(&mut self, frame: &str) {
+        self.text.push_str(frame);
+        self.ends.push(self.text.len());
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    /// Each frame, oldest first.
+    fn frames(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(a, b)| &self.text[a..b])
     }
 }
 
@@ -266,6 +307,7 @@ impl super::Feed<'_> {
     }
 
     fn private_give_up(&mut self, why: &str) {
+        self.entry_lost();
         let Some(p) = &mut self.private else { return };
         p.gave_up = true;
         match p.conn.take() {
@@ -302,16 +344,22 @@ impl super::Feed<'_> {
     }
 
     fn set_private_health(&mut self, healthy: bool) {
+        let now = self.clock.now();
         let Some(p) = &mut self.private else { return };
         if p.healthy == healthy {
             return;
         }
         p.healthy = healthy;
+        if healthy && let Some(e) = &mut p.entry {
+            e.set_up(now);
+        }
         self.tell_worker(Command::Stream { healthy });
     }
 
-    /// The connection is gone: polls take over until the next snapshot.
+    /// The connection is gone: polls take over until the next snapshot, and REST takes the
+    /// orders.
     fn private_lost(&mut self, reason: &str) {
+        self.entry_lost();
         let Some(p) = &mut self.private else { return };
         match p.conn.take() {
             Some(c) => c.close(self.poll.registry()),
@@ -346,6 +394,9 @@ impl super::Feed<'_> {
     fn private_send(&mut self, text: &str) {
         let Some(p) = &mut self.private else { return };
         let Some(mut conn) = p.conn.take() else {
+            if p.reading {
+                p.outbox.push(text);
+            }
             return;
         };
         match conn.send_text(text) {
@@ -416,10 +467,14 @@ impl super::Feed<'_> {
         let Some(mut conn) = p.conn.take() else {
             return;
         };
+        p.reading = true;
         let result = conn.read(|bytes| self.on_private_frame(bytes));
         let Some(p) = &mut self.private else { return };
+        p.reading = false;
         if std::mem::take(&mut p.lost_while_reading) {
-            // A frame ended the connection (a refused token, a give-up).
+            // A frame ended the connection (a refused token, a give-up); what it queued was
+            // handed over with the rest of the connection's requests.
+            p.outbox.clear();
             conn.close(self.poll.registry());
             return;
         }
@@ -427,11 +482,28 @@ impl super::Feed<'_> {
             Ok(_) => {
                 p.conn = Some(conn);
                 p.sup.after_frames(self.clock.now());
+                self.private_flush_outbox();
             }
             Err(e) => {
                 p.conn = Some(conn);
                 self.private_lost(&e.to_string());
             }
+        }
+    }
+
+    /// Sends what was written while the connection was being read.
+    fn private_flush_outbox(&mut self) {
+        let Some(p) = &mut self.private else { return };
+        if p.outbox.ends.is_empty() {
+            return;
+        }
+        let outbox = std::mem::take(&mut p.outbox);
+        for frame in outbox.frames() {
+            self.private_send(frame);
+        }
+        if let Some(p) = &mut self.private {
+            p.outbox = outbox;
+            p.outbox.clear();
         }
     }
 
@@ -466,6 +538,9 @@ impl super::Feed<'_> {
 
     fn on_private_ack(&mut self, a: &Ack<'_>) -> crate::core::event::Outcome {
         use crate::core::event::Outcome;
+        if orders::is_order_method(a.method) {
+            return self.on_order_reply(a);
+        }
         if a.success {
             if a.channel == Some(b"executions".as_slice())
                 && let Some(max) = a.maxratecount
@@ -476,6 +551,10 @@ impl super::Feed<'_> {
                     max: u32::try_from(max).unwrap_or(u32::MAX),
                 });
                 self.tell_worker(Command::Tier(tier));
+                let now = self.clock.now();
+                if let Some(e) = self.private.as_mut().and_then(|p| p.entry.as_mut()) {
+                    e.set_tier(now, tier);
+                }
             }
             if let Some(p) = &mut self.private {
                 p.refused_in_row = 0;
@@ -548,6 +627,10 @@ impl super::Feed<'_> {
             }
         });
         if let Some(rc) = ratecount.and_then(|d| d.to_units_floor(2).ok()) {
+            let now = self.clock.now();
+            if let Some(e) = self.private.as_mut().and_then(|p| p.entry.as_mut()) {
+                e.observe_rate(now, rc as f64 / 100.0);
+            }
             self.deliver(OrderEvent::RateCount {
                 centi: u32::try_from(rc).unwrap_or(u32::MAX),
             });
