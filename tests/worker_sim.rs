@@ -312,13 +312,13 @@ fn a_lost_websocket_add_that_never_arrived_is_cancelled_after_its_deadline_never
 }
 
 /// A WebSocket add that reached Kraken but whose answer was lost is found by its
-/// `cl_ord_id`, accepted and tracked: a later cancel reaches it, and it is never placed again.
+/// `cl_ord_id` once its deadline has passed, accepted and tracked, never placed again. A
+/// cancel that comes before then reaches it when it is found, and nothing else waits for it.
 #[test]
-fn a_lost_websocket_add_that_arrived_is_found_tracked_and_cancellable() {
+fn a_lost_websocket_add_that_arrived_is_found_and_a_cancel_waiting_for_it_reaches_it() {
     let sim = RestSim::start("10000", "0", market()).unwrap();
     let link = start(cfg(&sim));
     let mut seen = Vec::new();
-    let o = buy(7, 599_000);
     let params: std::collections::BTreeMap<String, String> = [
         ("pair", "XBTUSD".to_string()),
         ("ordertype", "limit".into()),
@@ -334,18 +334,89 @@ fn a_lost_websocket_add_that_arrived_is_found_tracked_and_cancellable() {
     sim.exchange()
         .call_ws("add_order", "AddOrder", &params)
         .unwrap();
-    link.command(Command::Lost { req: o, wait_ns: 0 }).unwrap();
-    wait_for(&link, &mut seen, |e| {
-        *e == OrderEvent::Accepted { cl_id: 7 }
-    });
+    link.command(Command::Lost {
+        req: buy(7, 599_000),
+        wait_ns: 2_000_000_000,
+    })
+    .unwrap();
     link.send(Intent::Cancel { cl_id: 7 }).unwrap();
+    link.send(Intent::Place(buy(8, 598_000))).unwrap();
     wait_for(&link, &mut seen, |e| {
         matches!(e, OrderEvent::Cancelled { cl_id: 7, .. })
     });
+    let accepted = |id| {
+        seen.iter()
+            .position(|e| *e == OrderEvent::Accepted { cl_id: id })
+    };
+    let (Some(a8), Some(a7)) = (accepted(8), accepted(7)) else {
+        panic!("{seen:?}");
+    };
+    assert!(
+        a8 < a7,
+        "the other order did not wait for the lookup: {seen:?}"
+    );
     let ex = sim.exchange();
-    assert_eq!(ex.orders.len(), 1, "{:?}", ex.orders);
-    assert!(ex.orders.values().all(|o| o.status == "canceled"));
-    assert_eq!(ex.calls.get("AddOrder"), None, "never resent");
+    let by_cl = |id| {
+        ex.orders
+            .values()
+            .find(|o| o.cl_ord_id.as_deref() == Some(kraken_cl(id).as_str()))
+            .map(|o| o.status)
+    };
+    assert_eq!(by_cl(7), Some("canceled"), "{:?}", ex.orders);
+    assert_eq!(by_cl(8), Some("open"), "{:?}", ex.orders);
+    assert_eq!(ex.calls.get("AddOrder"), Some(&1), "7 was never sent again");
+    drop(ex);
+    let _ = link.finish();
+}
+
+/// A cancel-all never waits for a lost WebSocket add's deadline: it goes at once, and the
+/// add, landing on Kraken after it (still within its deadline), is cancelled when found.
+#[test]
+fn a_cancel_all_goes_at_once_and_a_lost_add_landing_after_it_is_cancelled_when_found() {
+    let sim = RestSim::start("10000", "0", market()).unwrap();
+    let link = start(cfg(&sim));
+    let mut seen = Vec::new();
+    let handed = Instant::now();
+    link.command(Command::Lost {
+        req: buy(7, 599_000),
+        wait_ns: 3_000_000_000,
+    })
+    .unwrap();
+    link.send(Intent::CancelAll).unwrap();
+    while !sim.exchange().calls.contains_key("CancelAll") {
+        assert!(
+            handed.elapsed() < Duration::from_secs(3),
+            "the cancel-all waited"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let params: std::collections::BTreeMap<String, String> = [
+        ("pair", "XBTUSD".to_string()),
+        ("ordertype", "limit".into()),
+        ("type", "buy".into()),
+        ("price", "59900.0".into()),
+        ("volume", "0.00200000".into()),
+        ("cl_ord_id", kraken_cl(7)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    sim.exchange()
+        .call_ws("add_order", "AddOrder", &params)
+        .unwrap();
+    wait_for(&link, &mut seen, |e| {
+        matches!(e, OrderEvent::Cancelled { cl_id: 7, .. })
+    });
+    assert!(
+        seen.contains(&OrderEvent::Accepted { cl_id: 7 }),
+        "{seen:?}"
+    );
+    let ex = sim.exchange();
+    assert!(
+        ex.orders.values().all(|o| o.status == "canceled"),
+        "{:?}",
+        ex.orders
+    );
     drop(ex);
     let _ = link.finish();
 }

@@ -427,6 +427,8 @@ struct Lost {
     /// Sent again if it never arrived (REST); a WebSocket add's quote is stale by then and
     /// is reported cancelled instead.
     resend: bool,
+    /// A cancel (or cancel-all) came before it could be looked up: cancelled when found open.
+    cancel: bool,
 }
 
 enum Job {
@@ -557,22 +559,30 @@ impl Worker {
                 self.next_report = now + REPORT_EVERY;
                 let _ = tx.try_send(self.report.clone());
             }
-            if now >= self.next_call && now >= self.next_due() {
+            let due = self.next_due(now);
+            if now >= due {
                 self.step();
             } else {
-                let wait = self.next_due().saturating_duration_since(now);
+                let wait = due.saturating_duration_since(now);
                 std::thread::sleep(wait.clamp(Duration::from_micros(50), POLL_EVERY));
             }
         }
     }
 
-    fn next_due(&self) -> Instant {
-        if self.queue.is_empty() && !self.reconcile_due {
-            self.next_call
-                .max(self.next_poll.min(self.next_balance).min(self.next_deadman))
-        } else {
-            self.next_call
-        }
+    fn next_due(&self, now: Instant) -> Instant {
+        let periodic = self.next_poll.min(self.next_balance).min(self.next_deadman);
+        // The earliest queued job that may run (a lost WebSocket add: after its deadline).
+        let job = self
+            .queue
+            .iter()
+            .map(|j| match j {
+                Job::Recover(l) => l.not_before.max(now),
+                _ => now,
+            })
+            .min();
+        let work = if self.reconcile_due { Some(now) } else { job };
+        self.next_call
+            .max(work.map_or(periodic, |t| t.min(periodic)))
     }
 
     fn take(&mut self, c: Command) {
@@ -634,6 +644,7 @@ impl Worker {
                     since: now,
                     not_before: now + Duration::from_nanos(wait_ns.max(0) as u64),
                     resend: false,
+                    cancel: false,
                 }));
                 return;
             }
@@ -741,7 +752,12 @@ impl Worker {
     /// One REST call: the most important due thing.
     fn step(&mut self) {
         let now = Instant::now();
-        if let Some(job) = self.queue.pop_front() {
+        // A lost WebSocket add waits for its deadline without holding anything else up.
+        let ready = self
+            .queue
+            .iter()
+            .position(|j| !matches!(j, Job::Recover(l) if l.not_before > now));
+        if let Some(job) = ready.and_then(|i| self.queue.remove(i)) {
             match job {
                 Job::Cancel(cl_id) => self.cancel(cl_id),
                 Job::Replace(old, req, since) => {
@@ -843,6 +859,7 @@ impl Worker {
                     since,
                     not_before: Instant::now(),
                     resend: true,
+                    cancel: false,
                 }));
             }
             Err(e) => self.emit(OrderEvent::Rejected {
@@ -986,19 +1003,8 @@ impl Worker {
     fn recover(&mut self, lost: Lost) {
         let now = Instant::now();
         if now < lost.not_before {
-            // Not yet: everything else goes first; when nothing else is queued, wait for it.
+            // Not yet (step runs only due ones): back in the queue.
             self.queue.push_back(Job::Recover(lost));
-            let first_due = self
-                .queue
-                .iter()
-                .map(|j| match j {
-                    Job::Recover(l) => Some(l.not_before),
-                    _ => None,
-                })
-                .min();
-            if let Some(Some(t)) = first_due {
-                self.next_call = self.next_call.max(t.min(now + self.cfg.timeout));
-            }
             return;
         }
         let Ok(open) = self.timed("OpenOrders", RestClient::open_orders) else {
@@ -1011,6 +1017,7 @@ impl Worker {
                     .report
                     .intent_to_ack
                     .record(lost.since.elapsed().as_nanos().max(1) as u64);
+                self.cancel_if_asked(&lost);
             }
             Lookup::Absent if lost.resend => {
                 self.queue.push_front(Job::Place(lost.req, lost.since));
@@ -1018,6 +1025,31 @@ impl Worker {
             Lookup::Absent => self.never_arrived(lost.req.cl_id),
             Lookup::Failed => self.queue.push_front(Job::Recover(lost)),
         }
+    }
+
+    /// A lost add that a cancel was waiting for, found open: the cancel goes now.
+    fn cancel_if_asked(&mut self, lost: &Lost) {
+        if lost.cancel && self.orders.contains_key(&lost.req.cl_id) {
+            self.queue.push_front(Job::Cancel(lost.req.cl_id));
+        }
+    }
+
+    /// A cancel of `cl_id` (every order: `None`) meets lost WebSocket adds that cannot be
+    /// looked up yet (Kraken may still take them until their deadline): each is cancelled
+    /// when found open. `true` when `cl_id` is one of them.
+    fn cancel_when_found(&mut self, only: Option<ClientId>) -> bool {
+        let now = Instant::now();
+        let mut met = false;
+        for j in &mut self.queue {
+            if let Job::Recover(l) = j
+                && l.not_before > now
+                && only.is_none_or(|id| l.req.cl_id == id)
+            {
+                l.cancel = true;
+                met = true;
+            }
+        }
+        met
     }
 
     fn never_arrived(&self, cl_id: ClientId) {
@@ -1081,27 +1113,23 @@ impl Worker {
     /// booked; one that never arrived is reported cancelled and never sent. `false` when a
     /// lookup failed (the caller retries).
     fn resolve_recoveries(&mut self, only: Option<ClientId>) -> bool {
+        let now = Instant::now();
         let pending: Vec<Lost> = self
             .queue
             .iter()
             .filter_map(|j| match j {
-                Job::Recover(l) if only.is_none_or(|id| l.req.cl_id == id) => Some(*l),
+                // Before its deadline a lost WebSocket add is not looked up (see
+                // `cancel_when_found`).
+                Job::Recover(l)
+                    if only.is_none_or(|id| l.req.cl_id == id) && l.not_before <= now =>
+                {
+                    Some(*l)
+                }
                 _ => None,
             })
             .collect();
         if pending.is_empty() {
             return true;
-        }
-        // Before its deadline Kraken may still take a lost WebSocket add: not yet.
-        let now = Instant::now();
-        if let Some(later) = pending
-            .iter()
-            .map(|l| l.not_before)
-            .filter(|t| *t > now)
-            .max()
-        {
-            self.next_call = self.next_call.max(later);
-            return false;
         }
         let Ok(open) = self.timed("OpenOrders", RestClient::open_orders) else {
             return false;
@@ -1110,7 +1138,7 @@ impl Worker {
         for lost in pending {
             let cl_id = lost.req.cl_id;
             match self.lookup_lost(lost.req, lost.since, &open) {
-                Lookup::Found => {}
+                Lookup::Found => self.cancel_if_asked(&lost),
                 Lookup::Absent => self.never_arrived(cl_id),
                 Lookup::Failed => {
                     ok = false;
@@ -1191,6 +1219,9 @@ impl Worker {
     }
 
     fn cancel(&mut self, cl_id: ClientId) {
+        if self.cancel_when_found(Some(cl_id)) {
+            return;
+        }
         if !self.orders.contains_key(&cl_id) && !self.resolve_recoveries(Some(cl_id)) {
             self.queue.push_front(Job::Cancel(cl_id));
             return;
@@ -1248,7 +1279,10 @@ impl Worker {
     }
 
     fn cancel_all(&mut self) {
-        // Orders whose AddOrder answer was lost are found first, so their fills are booked.
+        // Risk off at once: a lost WebSocket add still within its deadline is cancelled when
+        // found. Other orders whose AddOrder answer was lost are found first, so their fills
+        // are booked.
+        self.cancel_when_found(None);
         if !self.resolve_recoveries(None) && !self.stopping {
             self.queue.push_front(Job::CancelAll);
             return;
