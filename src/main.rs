@@ -74,9 +74,10 @@ enum Command {
     /// Stops cleanly after --duration or on Ctrl-C / SIGTERM, cancels what rests (live: a
     /// confirmed CancelAll), and prints the session summary and the latency table.
     Run {
-        /// Config file.
-        #[arg(long, default_value = "config/wildbot.toml")]
-        config: PathBuf,
+        /// Config file [default: config/wildbot.toml in the working directory, else beside
+        /// the binary or up to three directories above it, else /etc/wildbot/wildbot.toml].
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[command(flatten)]
         session: SessionArgs,
     },
@@ -85,9 +86,10 @@ enum Command {
     /// Takes the recorder's format (`--record`, `kraken-sim record`) or one raw v2 JSON
     /// message per line. Same input and config: the same report, byte for byte.
     Replay {
-        /// Config file.
-        #[arg(long, default_value = "config/wildbot.toml")]
-        config: PathBuf,
+        /// Config file [default: config/wildbot.toml in the working directory, else beside
+        /// the binary or up to three directories above it, else /etc/wildbot/wildbot.toml].
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// The recording.
         #[arg(long)]
         input: PathBuf,
@@ -101,9 +103,9 @@ enum Command {
     /// Replay one recording under every combination of a grid of settings, in parallel, and
     /// rank them by final PnL.
     Sweep {
-        /// Config file (the base every combination changes).
-        #[arg(long, default_value = "config/wildbot.toml")]
-        config: PathBuf,
+        /// Config file, the base every combination changes [default: as for `run`].
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// The recording.
         #[arg(long)]
         input: PathBuf,
@@ -163,7 +165,9 @@ fn main() -> ExitCode {
     };
     match command {
         Command::Run { config, session } => {
-            let cfg = match wildbot::app::config::load_config(Some(&config), &session.set) {
+            let cfg = match wildbot::app::config::resolve_config_path(config.as_deref())
+                .and_then(|p| wildbot::app::config::load_config(Some(&p), &session.set))
+            {
                 Ok(c) => c,
                 Err(e) => return commands::usage_error(&e.to_string()),
             };
@@ -208,7 +212,7 @@ fn main() -> ExitCode {
             input,
             set,
             json,
-        } => commands::replay(&config, &input, &set, json),
+        } => commands::replay(config.as_deref(), &input, &set, json),
         Command::Sweep {
             config,
             input,
@@ -216,7 +220,7 @@ fn main() -> ExitCode {
             set,
             csv,
             jobs,
-        } => commands::sweep(&config, &input, &grid, &set, csv, jobs),
+        } => commands::sweep(config.as_deref(), &input, &grid, &set, csv, jobs),
         Command::CheckConfig { file } => commands::check_config(&file),
         Command::VerifyFeed {
             depth,

@@ -231,7 +231,7 @@ fn alerts_and_pnl_are_paced_merged_and_say_paper_or_live() {
     let texts = tg.texts();
     // Every fill went out exactly once, with its fee, merged into few messages.
     for i in 0..15 {
-        let needle = format!("FILL order {i} Buy 0.00100000 @ 60000.5 fee 0.096000800");
+        let needle = format!("FILL order {i} buy 0.00100000 @ 60000.5 fee 0.096000800");
         let count = texts.iter().filter(|t| t.contains(&needle)).count();
         assert_eq!(count, 1, "{needle} in {texts:#?}");
     }

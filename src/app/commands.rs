@@ -2,12 +2,15 @@
 //! benchmark the core, replay a recording and sweep a grid of settings over it. Each returns
 //! the process exit code: 0 on success, 1 when the work failed, 2 for a usage error.
 
-use std::io::{IsTerminal, Write};
+use crate::app::output::{err, errln, out, outln};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use crate::app::config::{Config, load_config, parse_overrides};
+use crate::app::config::{
+    Config, ConfigError, Layer, load_config, parse_overrides, resolve_config_path,
+};
 use crate::backtest::error::BacktestError;
 use crate::backtest::sweep::{Axis, combinations};
 use crate::backtest::verify::{VerifyOptions, verify};
@@ -16,7 +19,7 @@ use crate::core::paper::FillModel;
 /// Says what is wrong with the command line or its files; exit code 2.
 #[must_use]
 pub fn usage_error(e: &str) -> ExitCode {
-    eprintln!("error: {e}");
+    errln(&format!("error: {e}"));
     ExitCode::from(2)
 }
 
@@ -25,8 +28,8 @@ pub fn usage_error(e: &str) -> ExitCode {
 pub fn check_config(file: &Path) -> ExitCode {
     match Config::load(file, &[]) {
         Ok(cfg) => {
-            println!("# {}: valid. Effective settings:", file.display());
-            print!("{}", cfg.to_toml());
+            outln(&format!("# {}: valid. Effective settings:", file.display()));
+            out(&cfg.to_toml());
             ExitCode::SUCCESS
         }
         Err(e) => usage_error(&e.to_string()),
@@ -37,27 +40,38 @@ pub fn check_config(file: &Path) -> ExitCode {
 #[must_use]
 pub fn verify_feed(opts: &VerifyOptions, files: &[std::path::PathBuf]) -> ExitCode {
     let mut failed = 0;
+    let mut not_feeds = 0;
     for f in files {
         let name = f.display().to_string();
         let report = match std::fs::read(f) {
-            Ok(data) => verify(&data, opts).map_err(|e| e.to_string()),
+            Ok(data) => verify(&data, opts).map_err(|e| {
+                not_feeds += usize::from(matches!(e, BacktestError::NotFeed(_)));
+                e.to_string()
+            }),
             Err(e) => Err(format!("cannot read: {e}")),
         };
         match report {
             Ok(r) => {
-                print!("{}", r.render(&name, opts));
+                out(&r.render(&name, opts));
                 if !r.passed() {
                     failed += 1;
                 }
             }
             Err(e) => {
-                println!("{name}: ERROR {e}");
+                outln(&format!("{name}: ERROR {e}"));
                 failed += 1;
             }
         }
     }
-    println!("verify-feed: {} file(s), {} failed", files.len(), failed);
-    if failed == 0 {
+    outln(&format!(
+        "verify-feed: {} file(s), {} failed",
+        files.len(),
+        failed
+    ));
+    if not_feeds > 0 {
+        // What was given is not what the command takes: a usage error, like a missing file.
+        ExitCode::from(2)
+    } else if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -67,19 +81,34 @@ pub fn verify_feed(opts: &VerifyOptions, files: &[std::path::PathBuf]) -> ExitCo
 /// `bench`: the whole core on a synthetic stream, as a table or one JSON object.
 #[must_use]
 pub fn bench(ticks: u64, seed: u64, json: bool) -> ExitCode {
-    let r = crate::devtools::bench::run(ticks, seed);
+    let tty = std::io::stderr().is_terminal();
+    let mut shown = 0;
+    let r = crate::devtools::bench::run_with_progress(ticks, seed, |done, total| {
+        // Long runs say how far they are: in place on a terminal, every 10 % otherwise.
+        let pct = done * 100 / total.max(1);
+        if tty && pct > shown {
+            shown = pct;
+            err(&format!("\rbench {pct:>3} % ({done} of {total} ticks)"));
+        } else if !tty && total >= 500_000 && pct / 10 > shown / 10 {
+            shown = pct;
+            errln(&format!("bench: {pct} % ({done} of {total} ticks)"));
+        }
+    });
+    if tty {
+        errln("");
+    }
     if json {
-        println!("{}", serde_json::to_string(&r).unwrap_or_default());
+        outln(&serde_json::to_string(&r).unwrap_or_default());
     } else {
-        print!("{}", r.render());
+        out(&r.render());
     }
     ExitCode::SUCCESS
 }
 
 /// `replay`: one recording through the core on paper, with progress on a terminal.
 #[must_use]
-pub fn replay(config: &Path, input: &Path, set: &[String], json: bool) -> ExitCode {
-    let cfg = match load_config(Some(config), set) {
+pub fn replay(config: Option<&Path>, input: &Path, set: &[String], json: bool) -> ExitCode {
+    let cfg = match resolve_config_path(config).and_then(|p| load_config(Some(&p), set)) {
         Ok(c) => c,
         Err(e) => return usage_error(&e.to_string()),
     };
@@ -95,31 +124,31 @@ pub fn replay(config: &Path, input: &Path, set: &[String], json: bool) -> ExitCo
         let pct = done * 100 / total.max(1);
         if tty && pct > shown {
             shown = pct;
-            eprint!("\rreplay {pct:>3} % ({done} of {total} lines)");
-            let _ = std::io::stderr().flush();
+            err(&format!("\rreplay {pct:>3} % ({done} of {total} lines)"));
         }
     });
     if tty {
-        eprintln!();
+        errln("");
     }
     match result {
         Ok(r) => {
             if json {
-                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                outln(&serde_json::to_string(&r).unwrap_or_default());
             } else {
-                print!("{}", r.render());
+                out(&r.render());
                 let secs = started.elapsed().as_secs_f64();
-                println!(
+                outln(&format!(
                     "speed    {:.2} M frames/s, {:.2} M book messages/s ({:.3} s wall)",
                     r.frames as f64 / secs / 1e6,
                     r.book_messages as f64 / secs / 1e6,
                     secs
-                );
+                ));
             }
             ExitCode::SUCCESS
         }
+        Err(e @ BacktestError::NotFeed(_)) => usage_error(&format!("{}: {e}", input.display())),
         Err(e) => {
-            eprintln!("error: {e}");
+            errln(&format!("error: {e}"));
             ExitCode::from(1)
         }
     }
@@ -128,7 +157,7 @@ pub fn replay(config: &Path, input: &Path, set: &[String], json: bool) -> ExitCo
 /// `sweep`: every combination of the grid replayed over one recording, ranked by final PnL.
 #[must_use]
 pub fn sweep(
-    config: &Path,
+    config: Option<&Path>,
     input: &Path,
     grid: &[String],
     set: &[String],
@@ -147,35 +176,60 @@ pub fn sweep(
         Ok(f) => f,
         Err(e) => return usage_error(&e.to_string()),
     };
+    let config = match resolve_config_path(config) {
+        Ok(p) => p,
+        Err(e) => return usage_error(&e.to_string()),
+    };
     let data = match std::fs::read(input) {
         Ok(d) => d,
         Err(e) => return usage_error(&format!("cannot read {}: {e}", input.display())),
     };
     let combos = combinations(&axes);
+
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let started = Instant::now();
     let rows = crate::backtest::sweep::sweep(&data, &combos, jobs, |combo| {
-        let mut o = fixed.clone();
-        o.extend(combo.iter().cloned());
-        Config::load(config, &o)
+        load_combination(&config, &fixed, combo)
             .map(|c| c.core_settings(FillModel::Queue))
             .map_err(|e| BacktestError::Combination(e.to_string()))
     });
     match rows {
         Ok(rows) => {
             if csv {
-                print!("{}", crate::backtest::sweep::csv(&axes, &rows));
+                out(&crate::backtest::sweep::csv(&axes, &rows));
             } else {
-                print!("{}", crate::backtest::sweep::table(&axes, &rows));
+                out(&crate::backtest::sweep::table(&axes, &rows));
             }
-            eprintln!(
+            errln(&format!(
                 "sweep: {} runs over {} in {:.2} s on {jobs} thread(s)",
                 rows.len(),
                 input.display(),
                 started.elapsed().as_secs_f64()
-            );
+            ));
             ExitCode::SUCCESS
         }
+        Err(e @ BacktestError::NotFeed(_)) => usage_error(&format!("{}: {e}", input.display())),
         Err(e) => usage_error(&e.to_string()),
     }
+}
+
+/// The config with the fixed `--set` overrides and one grid combination on top.
+fn load_combination(
+    config: &Path,
+    fixed: &[(String, String)],
+    combo: &[(String, String)],
+) -> Result<Config, ConfigError> {
+    Config::load_layers(
+        config,
+        &[
+            Layer {
+                flag: "--set",
+                pairs: fixed,
+            },
+            Layer {
+                flag: "--grid",
+                pairs: combo,
+            },
+        ],
+    )
 }

@@ -379,6 +379,128 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// A key no setting has (with the closest known key when one is close).
+    #[error("{}unknown config key `{key}`{}", place(.file), suggestion(.closest))]
+    Unknown {
+        /// The file it is in, when it is in one.
+        file: Option<String>,
+        /// The key as written.
+        key: String,
+        /// The known key it most resembles.
+        closest: Option<&'static str>,
+    },
+    /// A problem with a command-line override: the flag and argument are named, not the file.
+    #[error("{flag} {arg}: {source}")]
+    Flag {
+        /// `--set` or `--grid`.
+        flag: &'static str,
+        /// `KEY=VALUE` (or only `KEY` when the value might be a secret).
+        arg: String,
+        /// What is wrong with it.
+        source: Box<ConfigError>,
+    },
+    /// No config file was given and none was found where one is looked for.
+    #[error(
+        "no config file: looked for {}; pass --config FILE (config/wildbot.toml in the \
+         repository lists every key)",
+        .tried.join(", ")
+    )]
+    NotFound {
+        /// Every path tried, absolute.
+        tried: Vec<String>,
+    },
+}
+
+fn place(file: &Option<String>) -> String {
+    file.as_ref().map(|f| format!("{f}: ")).unwrap_or_default()
+}
+
+fn suggestion(closest: &Option<&'static str>) -> String {
+    match closest {
+        Some(k) => format!(" (did you mean `{k}`?)"),
+        None => " (config/wildbot.toml lists every key with its meaning)".into(),
+    }
+}
+
+/// Every key the config file takes, aliases included.
+#[must_use]
+pub fn known_keys() -> Vec<&'static str> {
+    let mut keys = serde_aux::serde_introspection::serde_introspect::<Config>().to_vec();
+    for alias in ["ws_symbol"] {
+        if !keys.contains(&alias) {
+            keys.push(alias);
+        }
+    }
+    keys
+}
+
+/// The known key `key` most resembles, when it resembles one closely (a typo).
+#[must_use]
+pub fn closest_key(key: &str) -> Option<&'static str> {
+    known_keys()
+        .into_iter()
+        .map(|k| (strsim::jaro_winkler(key, k), k))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+fn check_known(key: &str, file: Option<&str>) -> Result<(), ConfigError> {
+    if known_keys().contains(&key) {
+        return Ok(());
+    }
+    Err(ConfigError::Unknown {
+        file: file.map(str::to_string),
+        key: key.to_string(),
+        closest: closest_key(key),
+    })
+}
+
+/// Overrides from one command-line flag (`--set`, `--grid`), applied in order after the file.
+#[derive(Debug, Clone, Copy)]
+pub struct Layer<'a> {
+    /// The flag, named in errors.
+    pub flag: &'static str,
+    /// `(key, value)` pairs as given.
+    pub pairs: &'a [(String, String)],
+}
+
+/// Where the default config file is looked for when `--config` is not given: the working
+/// directory, then beside the binary and up to three directories above it (a checkout's
+/// `target/release/wildbot`, an install under `/opt/wildbot/bin`), then `/etc/wildbot`.
+#[must_use]
+pub fn default_config_candidates(cwd: &Path, exe: Option<&Path>) -> Vec<std::path::PathBuf> {
+    let mut out = vec![cwd.join("config/wildbot.toml")];
+    if let Some(dir) = exe.and_then(Path::parent) {
+        for d in dir.ancestors().take(4) {
+            let p = d.join("config/wildbot.toml");
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out.push(std::path::PathBuf::from("/etc/wildbot/wildbot.toml"));
+    out
+}
+
+/// The config file to use: `given` as it is, or the first default candidate that exists.
+///
+/// # Errors
+/// [`ConfigError::NotFound`] naming every path tried.
+pub fn resolve_config_path(given: Option<&Path>) -> Result<std::path::PathBuf, ConfigError> {
+    if let Some(p) = given {
+        return Ok(p.to_path_buf());
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let exe = std::env::current_exe().ok();
+    let candidates = default_config_candidates(&cwd, exe.as_deref());
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| ConfigError::NotFound {
+            tried: candidates.iter().map(|p| p.display().to_string()).collect(),
+        })
 }
 
 /// `KEY=VALUE` pairs from `--set` arguments.
@@ -401,11 +523,77 @@ pub fn parse_overrides(set: &[String]) -> Result<Vec<(String, String)>, ConfigEr
 /// An unreadable or invalid file, a bad override, or a value that is not allowed.
 pub fn load_config(path: Option<&Path>, set: &[String]) -> Result<Config, ConfigError> {
     let overrides = parse_overrides(set)?;
+    let layers = [Layer {
+        flag: "--set",
+        pairs: &overrides,
+    }];
     match path {
-        Some(p) => Config::load(p, &overrides),
-        None => Config::from_toml_str("", &overrides),
+        Some(p) => Config::load_layers(p, &layers),
+        None => Config::from_layers("", None, &layers),
     }
 }
+
+/// A path as a user can find it: absolute when the working directory is known.
+fn shown_path(path: &Path) -> String {
+    if path.is_absolute() {
+        return path.display().to_string();
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => format!("{} ({})", path.display(), cwd.join(path).display()),
+        Err(_) => path.display().to_string(),
+    }
+}
+
+/// An override's value as TOML; a bare word is a string.
+fn override_value(value: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()))
+}
+
+fn table_to_config(table: toml::Table) -> Result<Config, ConfigError> {
+    table
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Syntax(one_line(&e.to_string())))
+}
+
+/// toml's messages span lines (`... expected u16\nin `book_depth``); an error is one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn layer_error(flag: &'static str, key: &str, value: &str, e: ConfigError) -> ConfigError {
+    // The value is shown unless it is the dashboard token or the key smells of a secret.
+    let arg = if looks_like_secret(key) || key == "dashboard_token" {
+        key.to_string()
+    } else {
+        format!("{key}={value}")
+    };
+    ConfigError::Flag {
+        flag,
+        arg,
+        source: Box::new(e),
+    }
+}
+
+/// The last override of `key` among the layers, which is the one that took effect.
+fn last_override<'a>(
+    layers: &'a [Layer<'a>],
+    key: &str,
+) -> Option<(&'static str, &'a str, &'a str)> {
+    layers
+        .iter()
+        .flat_map(|l| {
+            l.pairs
+                .iter()
+                .map(move |(k, v)| (l.flag, k.as_str(), v.as_str()))
+        })
+        .rfind(|(_, k, _)| *k == key || (key == "symbol" && *k == "ws_symbol"))
+}
+
+/// The shortest `dashboard_token` accepted.
+pub const MIN_TOKEN_CHARS: usize = 16;
 
 /// One day, the longest any duration setting may be.
 const DAY_S: u64 = 86_400;
@@ -530,22 +718,33 @@ impl Config {
     }
 
     /// Reads and validates a TOML file, applying `key=value` overrides on top (values are
-    /// TOML; a bare word is taken as a string).
+    /// TOML; a bare word is taken as a string), blamed on `--set` when they are wrong.
     ///
     /// # Errors
-    /// [`ConfigError`] naming the file, key and reason.
+    /// [`ConfigError`] naming the file or flag, the key and the reason.
     pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Config::from_toml_str(&text, overrides).map_err(|e| match e {
-            ConfigError::Syntax(m) => ConfigError::Syntax(format!("{}: {m}", path.display())),
-            other => other,
-        })
+        Config::load_layers(
+            path,
+            &[Layer {
+                flag: "--set",
+                pairs: overrides,
+            }],
+        )
     }
 
-    /// Parses and validates TOML text with overrides.
+    /// Reads and validates a TOML file with layers of overrides on top.
+    ///
+    /// # Errors
+    /// As [`Config::load`]; a file that cannot be read is named with its absolute path.
+    pub fn load_layers(path: &Path, layers: &[Layer<'_>]) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: shown_path(path),
+            source,
+        })?;
+        Config::from_layers(&text, Some(&path.display().to_string()), layers)
+    }
+
+    /// Parses and validates TOML text with `--set` overrides.
     ///
     /// # Errors
     /// As [`Config::load`].
@@ -553,23 +752,59 @@ impl Config {
         text: &str,
         overrides: &[(String, String)],
     ) -> Result<Config, ConfigError> {
+        Config::from_layers(
+            text,
+            None,
+            &[Layer {
+                flag: "--set",
+                pairs: overrides,
+            }],
+        )
+    }
+
+    /// Parses and validates TOML text (from `file`, named in errors) with layers of
+    /// overrides; a wrong override is blamed on its flag, never on the file.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_layers(
+        text: &str,
+        file: Option<&str>,
+        layers: &[Layer<'_>],
+    ) -> Result<Config, ConfigError> {
+        let in_file = |e: ConfigError| match (e, file) {
+            (ConfigError::Syntax(m), Some(f)) => ConfigError::Syntax(format!("{f}: {m}")),
+            (other, _) => other,
+        };
         let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        for (key, value) in overrides {
-            let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(value.clone()));
-            table.insert(key.clone(), parsed);
-        }
+            toml::from_str(text).map_err(|e| in_file(ConfigError::Syntax(e.to_string())))?;
         // Before anything else reads the table: an unknown-key error would quote the value.
         if let Some(key) = table.keys().find(|k| looks_like_secret(k)) {
             return Err(ConfigError::Secret(key.clone()));
         }
-        let cfg: Config = table
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Syntax(e.to_string()))?;
-        cfg.validate()?;
+        for key in table.keys() {
+            check_known(key, file)?;
+        }
+        table_to_config(table.clone()).map_err(in_file)?;
+        for layer in layers {
+            for (key, value) in layer.pairs {
+                let blame = |e: ConfigError| layer_error(layer.flag, key, value, e);
+                if looks_like_secret(key) {
+                    return Err(blame(ConfigError::Secret(key.clone())));
+                }
+                check_known(key, None).map_err(blame)?;
+                table.insert(key.clone(), override_value(value));
+                table_to_config(table.clone()).map_err(blame)?;
+            }
+        }
+        let cfg = table_to_config(table)?;
+        cfg.validate().map_err(|e| match &e {
+            ConfigError::Invalid { key, .. } => match last_override(layers, key) {
+                Some((flag, k, v)) => layer_error(flag, k, v, e),
+                None => e,
+            },
+            _ => e,
+        })?;
         Ok(cfg)
     }
 
@@ -640,6 +875,17 @@ impl Config {
                 "ping_interval_ms",
                 "must be above 0 and below feed_timeout_ms, so a pong can arrive in time",
             ));
+        }
+        if let Some(t) = self.dashboard_token.as_deref().filter(|t| !t.is_empty()) {
+            if t.chars().count() < MIN_TOKEN_CHARS {
+                return Err(invalid(
+                    "dashboard_token",
+                    format!(
+                        "must be at least {MIN_TOKEN_CHARS} characters: a short token is guessed \
+                         (`openssl rand -hex 16` makes a good one)"
+                    ),
+                ));
+            }
         }
         if !self.dashboard_bind.is_empty() {
             check_bind(&self.dashboard_bind, self.dashboard_token.as_deref()).map_err(|e| {
@@ -986,6 +1232,116 @@ mod tests {
     fn unknown_keys_are_named() {
         let e = err_of("order_qtty = 0.001\n");
         assert!(e.contains("order_qtty"), "{e}");
+    }
+
+    #[test]
+    fn a_typo_gets_the_closest_key_and_nonsense_gets_none() {
+        assert_eq!(closest_key("order_qtty"), Some("order_qty"));
+        assert_eq!(closest_key("max_postion"), Some("max_position"));
+        assert_eq!(closest_key("stoploss_bps"), Some("stop_loss_bps"));
+        assert_eq!(closest_key("zzzz"), None);
+        let keys = known_keys();
+        assert!(keys.contains(&"ws_symbol") && keys.contains(&"dashboard_token"));
+        // Every key the shipped file writes is known.
+        let shipped: toml::Table =
+            toml::from_str(include_str!("../../config/wildbot.toml")).unwrap();
+        for k in shipped.keys() {
+            assert!(keys.contains(&k.as_str()), "{k}");
+        }
+    }
+
+    #[test]
+    fn overrides_are_blamed_on_their_flag_and_the_token_value_is_never_shown() {
+        let set = [("book_depth".to_string(), "ten".to_string())];
+        let grid = [("order_qty".to_string(), "0".to_string())];
+        let e = Config::from_layers(
+            "",
+            Some("cfg.toml"),
+            &[Layer {
+                flag: "--set",
+                pairs: &set,
+            }],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("--set book_depth=ten: ") && !e.contains("cfg.toml"),
+            "{e}"
+        );
+        let e = Config::from_layers(
+            "",
+            None,
+            &[Layer {
+                flag: "--grid",
+                pairs: &grid,
+            }],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("--grid order_qty=0: config key `order_qty`"),
+            "{e}"
+        );
+        // A value from the file that an override makes invalid blames the override that took
+        // effect, the last one.
+        let twice = [
+            ("order_qty".to_string(), "0.002".to_string()),
+            ("order_qty".to_string(), "0".to_string()),
+        ];
+        let e = Config::from_layers(
+            "",
+            None,
+            &[Layer {
+                flag: "--set",
+                pairs: &twice,
+            }],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("--set order_qty=0:"), "{e}");
+        let token = [("dashboard_token".to_string(), "short-secret".to_string())];
+        let e = Config::from_layers(
+            "",
+            None,
+            &[Layer {
+                flag: "--set",
+                pairs: &token,
+            }],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("16 characters") && !e.contains("short-secret"),
+            "{e}"
+        );
+        let e = err_of("dashboard_token = \"0123456789abcde\"\n");
+        assert!(e.contains("`dashboard_token`"), "{e}");
+        assert!(Config::from_toml_str("dashboard_token = \"0123456789abcdef\"\n", &[]).is_ok());
+    }
+
+    #[test]
+    fn the_default_config_is_looked_for_here_then_beside_the_binary_then_in_etc() {
+        let c = default_config_candidates(
+            Path::new("/home/u/elsewhere"),
+            Some(Path::new("/src/wildbot/target/release/wildbot")),
+        );
+        let shown: Vec<String> = c.iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "/home/u/elsewhere/config/wildbot.toml",
+                "/src/wildbot/target/release/config/wildbot.toml",
+                "/src/wildbot/target/config/wildbot.toml",
+                "/src/wildbot/config/wildbot.toml",
+                "/src/config/wildbot.toml",
+                "/etc/wildbot/wildbot.toml",
+            ]
+        );
+        let e = ConfigError::NotFound { tried: shown }.to_string();
+        assert!(
+            e.contains("/src/wildbot/config/wildbot.toml") && e.contains("--config"),
+            "{e}"
+        );
     }
 
     #[test]

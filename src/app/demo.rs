@@ -2,6 +2,7 @@
 //! live through the simulator's private REST API with its demo key pair (the real signed order
 //! path), or on paper.
 
+use crate::app::output::errln;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -122,7 +123,7 @@ pub fn demo(config: Option<&Path>, d: &DemoArgs, args: &SessionArgs) -> ExitCode
             Err(e) => return failed(&format!("the demo key pair: {e}")),
         }
     }
-    eprintln!(
+    errln(&format!(
         "demo: Kraken simulator at {} (seed {}, volatility x{}){}",
         sim.url(),
         d.seed,
@@ -136,19 +137,21 @@ pub fn demo(config: Option<&Path>, d: &DemoArgs, args: &SessionArgs) -> ExitCode
                 cfg.order_transport.name()
             ))
             .unwrap_or_default()
-    );
+    ));
     let code = run_session(&cfg, args, creds);
     if let Some(r) = &rest {
         let x = r.exchange();
         let open = x.orders.values().filter(|o| o.status == "open").count();
-        eprintln!("demo: the simulator has {open} open order(s) after shutdown");
-        eprintln!(
+        errln(&format!(
+            "demo: the simulator has {open} open order(s) after shutdown"
+        ));
+        errln(&format!(
             "demo: the simulated account holds {} BTC and {} USD (it started with {} BTC and {} USD)",
             x.btc.show(8),
             x.usd.show(9),
             d.base,
             d.quote
-        );
+        ));
     }
     drop(rest);
     sim.stop();
@@ -159,6 +162,6 @@ pub fn demo(config: Option<&Path>, d: &DemoArgs, args: &SessionArgs) -> ExitCode
 }
 
 fn failed(e: &str) -> ExitCode {
-    eprintln!("error: {e}");
+    errln(&format!("error: {e}"));
     ExitCode::from(1)
 }

@@ -6,6 +6,8 @@
 //! surrounds it in the `run` and `demo` commands (logging, signals, Telegram, notices, the
 //! dashboard) and prints the result.
 
+use crate::app::output::{errln, out, outln};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -365,13 +367,15 @@ fn init_logging(level: &str) {
     let cfg = simplelog::ConfigBuilder::new()
         .set_time_format_rfc3339()
         .build();
+    // Colour only for a person at a terminal: a log file or journald gets plain text
+    // (termcolor's Auto looks at TERM, not at where the stream goes). NO_COLOR is honoured.
+    let colour = if std::io::stderr().is_terminal() {
+        simplelog::ColorChoice::Auto
+    } else {
+        simplelog::ColorChoice::Never
+    };
     // Logs go to stderr: stdout carries the summary (and its JSON line).
-    let _ = simplelog::TermLogger::init(
-        level,
-        cfg,
-        simplelog::TerminalMode::Stderr,
-        simplelog::ColorChoice::Auto,
-    );
+    let _ = simplelog::TermLogger::init(level, cfg, simplelog::TerminalMode::Stderr, colour);
 }
 
 /// The `run` command (and the demo's session): logging, signals, Telegram, notices and the
@@ -381,9 +385,9 @@ fn init_logging(level: &str) {
 pub fn run_session(cfg: &Config, args: &SessionArgs, credentials: Option<Credentials>) -> ExitCode {
     init_logging(args.log_level.as_deref().unwrap_or(&cfg.log_level));
     if cfg.live_mode && credentials.is_none() {
-        eprintln!(
+        errln(
             "error: config key `live_mode` is true but KRAKEN_API_KEY / KRAKEN_API_SECRET are not \
-             set; set them, or live_mode = false to paper trade"
+             set; set them, or live_mode = false to paper trade",
         );
         return ExitCode::from(2);
     }
@@ -404,7 +408,7 @@ pub fn run_session(cfg: &Config, args: &SessionArgs, credentials: Option<Credent
     let telegram = match start_telegram(cfg) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln(&format!("error: {e}"));
             return ExitCode::from(1);
         }
     };
@@ -412,14 +416,14 @@ pub fn run_session(cfg: &Config, args: &SessionArgs, credentials: Option<Credent
         match crate::side::notify::start(telegram.as_ref().map(|t| t.tx.clone())) {
             Ok(n) => n,
             Err(e) => {
-                eprintln!("error: {e}");
+                errln(&format!("error: {e}"));
                 return ExitCode::from(1);
             }
         };
     let dashboard = match start_dashboard(cfg, &mut opts) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln(&format!("error: {e}"));
             return ExitCode::from(1);
         }
     };
@@ -461,18 +465,18 @@ pub fn run_session(cfg: &Config, args: &SessionArgs, credentials: Option<Credent
     }
     match result {
         Ok(summary) => {
-            print!("{}", render_summary(&summary));
+            out(&render_summary(&summary));
             if args.json {
-                println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+                outln(&serde_json::to_string(&summary).unwrap_or_default());
             }
             ExitCode::SUCCESS
         }
         Err(e @ SessionError::LiveRefused(_)) => {
-            eprintln!("error: {e}");
+            errln(&format!("error: {e}"));
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln(&format!("error: {e}"));
             ExitCode::from(1)
         }
     }

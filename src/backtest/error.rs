@@ -20,6 +20,13 @@ pub enum BacktestError {
     /// A sweep combination that does not make a valid config (the message names the key).
     #[error("{0}")]
     Combination(String),
+    /// The input is not a recorded feed at all (empty, binary, or no book message in it).
+    #[error(
+        "not a Kraken feed ({0}): expected one Kraken WS v2 JSON message per line, the \
+         recorder's {{\"rx_ns\":..,\"frame\":..}} lines (wildbot run --record, kraken-sim \
+         record), or a python-kraken-sdk fixture"
+    )]
+    NotFeed(&'static str),
     /// A sweep worker thread panicked.
     #[error("a sweep worker panicked")]
     Worker,

@@ -18,6 +18,28 @@
 use crate::backtest::error::BacktestError;
 use crate::core::wire::json::{Cursor, Kind};
 
+/// Refuses what cannot be a feed before any work is done: an empty file, or binary data (a
+/// NUL byte or invalid UTF-8 in its first 64 KiB).
+///
+/// # Errors
+/// [`BacktestError::NotFeed`] saying which.
+pub fn check_text(data: &[u8]) -> Result<(), BacktestError> {
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return Err(BacktestError::NotFeed("the file is empty"));
+    }
+    let head = &data[..data.len().min(64 * 1024)];
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => t,
+        // A multi-byte character cut at the 64 KiB boundary is still text.
+        Err(e) if e.error_len().is_none() => "",
+        Err(_) => return Err(BacktestError::NotFeed("binary data, not UTF-8 text")),
+    };
+    if text.contains('\0') {
+        return Err(BacktestError::NotFeed("binary data, not text"));
+    }
+    Ok(())
+}
+
 /// One frame from a feed file.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {

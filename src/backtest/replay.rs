@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::backtest::error::BacktestError;
-use crate::backtest::feedfile::{Input, for_each_input};
+use crate::backtest::feedfile::{Input, check_text, for_each_input};
 use crate::core::engine::TIMER_NS;
 use crate::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT, Rule};
 use crate::core::time::{MS, Nanos};
@@ -88,6 +88,7 @@ pub fn replay(
         live_mode: false,
         ..settings.clone()
     };
+    check_text(data)?;
     let mut core = Core::new(&settings, FIRST_ORDER_ID)?;
     let mut out: Vec<Intent> = Vec::with_capacity(MAX_INTENTS_PER_EVENT);
     let has_timers = memchr::memmem::find(data, br#""event":"timer""#).is_some();
@@ -121,7 +122,12 @@ pub fn replay(
         r.step(&mut core, ts, event, &mut out);
     })?;
     progress(lines, lines);
-    Ok(r.report(&core, settings.fill_model.name()))
+    let report = r.report(&core, settings.fill_model.name());
+    // Nothing read as a Kraken message: not a feed (a feed of heartbeats only is one).
+    if report.book_messages == 0 && report.parse_errors >= report.frames {
+        return Err(BacktestError::NotFeed("no Kraken WS v2 message in it"));
+    }
+    Ok(report)
 }
 
 /// Running totals between events.

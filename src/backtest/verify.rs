@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::backtest::error::BacktestError;
-use crate::backtest::feedfile::{Skipped, for_each_record};
+use crate::backtest::feedfile::{Skipped, check_text, for_each_record};
 use crate::core::book::{Book, BookError, ChecksumFormat, KRAKEN_DEPTHS};
 use crate::core::wire::json::Cursor;
 use crate::core::wire::parse::{Channel, Message, Parser};
@@ -186,6 +186,7 @@ fn book_symbol(frame: &[u8]) -> Option<String> {
 /// # Errors
 /// The file is not in a readable feed format, or its depth is not one Kraken offers.
 pub fn verify(data: &[u8], opts: &VerifyOptions) -> Result<FileReport, BacktestError> {
+    check_text(data)?;
     let (ack_depth, symbol) = scan(data);
     let mut rep = FileReport {
         symbol: symbol.clone(),
@@ -209,11 +210,15 @@ pub fn verify(data: &[u8], opts: &VerifyOptions) -> Result<FileReport, BacktestE
     };
     let mut parser = Parser::new(symbol.as_deref().unwrap_or(""), pp, qp);
     let mut book = Book::new(depth, pp, qp, format);
+    let mut recognised = 0u64;
     rep.skipped = for_each_record(data, |r| {
         rep.messages += 1;
         let h = match parser.parse(r.frame) {
             Ok(Message::Book(h)) => h,
-            Ok(_) => return,
+            Ok(_) => {
+                recognised += 1;
+                return;
+            }
             Err(e) => {
                 rep.malformed.push((r.line, e.to_string()));
                 return;
@@ -235,5 +240,13 @@ pub fn verify(data: &[u8], opts: &VerifyOptions) -> Result<FileReport, BacktestE
             Err(BookError::NotSynced) => rep.unsynced += 1,
         }
     })?;
+    let book_messages = rep.snapshots
+        + rep.updates
+        + (rep.mismatches.len() + rep.crossed.len()) as u64
+        + rep.unsynced;
+    // Nothing read as a Kraken message: not a feed (heartbeats only is a feed, unverified).
+    if book_messages == 0 && recognised == 0 {
+        return Err(BacktestError::NotFeed("no Kraken WS v2 message in it"));
+    }
     Ok(rep)
 }

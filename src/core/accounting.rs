@@ -99,6 +99,10 @@ pub struct Accounting {
     pub equity: Cash,
     /// Equity at start (for PnL since start).
     pub start_equity: Cash,
+    /// Base traded this run, both sides, lots.
+    pub volume_base: u64,
+    /// Quote notional traded this run, both sides (before fees).
+    pub volume_quote: Cash,
     history: [Option<FillRecord>; HISTORY_LEN],
     history_next: usize,
     fills: u64,
@@ -126,6 +130,8 @@ impl Accounting {
             max_drawdown_ppm: 0,
             equity: cash,
             start_equity: cash,
+            volume_base: 0,
+            volume_quote: Cash(0),
             history: [None; HISTORY_LEN],
             history_next: 0,
             fills: 0,
@@ -153,6 +159,8 @@ impl Accounting {
             Side::Sell => self.cash.0 += f.cost.0 - f.fee.0,
         }
         self.fees.0 += f.fee.0;
+        self.volume_base = self.volume_base.saturating_add(f.qty.0);
+        self.volume_quote.0 += f.cost.0;
         let mut realised_here = Cash(0);
         if self.position == 0 || (self.position > 0) == (signed > 0) {
             self.add(signed, f.cost, f.fee, now);

@@ -41,6 +41,21 @@ pub enum RejectReason {
     Other,
 }
 
+impl RejectReason {
+    /// What happened, in words (logs and alerts).
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            RejectReason::PostOnly => "post-only order would have crossed",
+            RejectReason::InsufficientFunds => "insufficient funds",
+            RejectReason::RateLimit => "rate limit exceeded",
+            RejectReason::Invalid => "invalid order (size, cost or tick)",
+            RejectReason::Unavailable => "the venue refuses new orders now",
+            RejectReason::Other => "refused by the exchange",
+        }
+    }
+}
+
 /// Why an order stopped resting without a full fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelReason {
@@ -137,6 +152,18 @@ pub enum Purpose {
     Exit,
     /// Leaving a position because a risk rule fired (stop-loss, time stop): a taker order.
     ForceExit,
+}
+
+impl Purpose {
+    /// Snake-case name (logs, JSON, dashboard).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Purpose::Entry => "entry",
+            Purpose::Exit => "exit",
+            Purpose::ForceExit => "force_exit",
+        }
+    }
 }
 
 /// A new order for the venue.

@@ -36,6 +36,20 @@ pub enum OrderState {
 }
 
 impl OrderState {
+    /// Snake-case name (dashboard, JSON).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            OrderState::PendingNew => "pendingnew",
+            OrderState::Open => "open",
+            OrderState::PartiallyFilled => "partiallyfilled",
+            OrderState::PendingCancel => "pendingcancel",
+            OrderState::Filled => "filled",
+            OrderState::Cancelled => "cancelled",
+            OrderState::Rejected => "rejected",
+        }
+    }
+
     /// Done for good.
     #[must_use]
     pub fn is_terminal(self) -> bool {

@@ -21,6 +21,16 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// Lowercase name, as `rate_tier` is written.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Starter => "starter",
+            Tier::Intermediate => "intermediate",
+            Tier::Pro => "pro",
+        }
+    }
+
     /// The tier whose threshold Kraken announced (`maxratecount`): the largest not above it.
     #[must_use]
     pub fn from_max(max: u32) -> Tier {

@@ -613,7 +613,7 @@ impl Worker {
             }
             Command::Tier(tier) => {
                 if tier != self.counter.tier() {
-                    log::info!("rate counter: {tier:?} tier, as Kraken announced");
+                    log::info!("rate counter: {} tier, as Kraken announced", tier.name());
                 }
                 let now_ns = self.ns(now);
                 self.counter.set_tier(now_ns, tier, 10.0);
@@ -738,7 +738,10 @@ impl Worker {
                 let kind = format!("{name}: {e}");
                 *self.report.errors.entry(kind).or_default() += 1;
                 if e.needs_backoff() {
-                    log::warn!("{name} failed: {e}; backing off {:?}", self.backoff);
+                    log::warn!(
+                        "{name} failed: {e}; backing off {} ms",
+                        self.backoff.as_millis()
+                    );
                     self.next_call = now + self.backoff.max(self.cfg.min_interval);
                     self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
                 } else {

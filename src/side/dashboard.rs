@@ -7,7 +7,6 @@
 //! `dashboard_token` (`Authorization: Bearer …` or `?token=…`), and binding a non-loopback
 //! address without a token is refused at start.
 
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +20,9 @@ use crate::core::engine::TradingState;
 use crate::core::event::Rule;
 use crate::core::money::{Cash, Qty};
 use crate::core::time::{MS, Nanos, format_rfc3339};
+use hdrhistogram::Histogram;
+
+use crate::side::metrics::MetricsInput;
 use crate::side::status::{LatencyRow, StageHists, StatusFeed, StatusSnapshot, WorkerReport};
 
 /// The page, with its CSS and script inline (no CDN: the box may be offline).
@@ -353,20 +355,26 @@ fn latency_json(r: &LatencyRow) -> Value {
 }
 
 /// Every stage's latency: the feed thread's stages, then the worker's.
-fn latency_rows(view: &View) -> Vec<(String, LatencyRow)> {
-    let mut rows: Vec<(String, LatencyRow)> = view
-        .latency
-        .rows()
+fn latency_hists(view: &View) -> Vec<(String, &Histogram<u64>)> {
+    let mut rows: Vec<(String, &Histogram<u64>)> = StageHists::NAMES
         .iter()
-        .map(|(n, r)| ((*n).to_string(), *r))
+        .map(|n| (*n).to_string())
+        .zip(view.latency.all())
         .collect();
     if let Some(w) = &view.worker {
-        rows.push(("intent_to_ack".into(), LatencyRow::of(&w.intent_to_ack)));
+        rows.push(("intent_to_ack".into(), &w.intent_to_ack));
         for (name, h) in &w.round_trip {
-            rows.push((format!("rest_{}", name.to_lowercase()), LatencyRow::of(h)));
+            rows.push((format!("rest_{}", name.to_lowercase()), h));
         }
     }
     rows
+}
+
+fn latency_rows(view: &View) -> Vec<(String, LatencyRow)> {
+    latency_hists(view)
+        .into_iter()
+        .map(|(n, h)| (n, LatencyRow::of(h)))
+        .collect()
 }
 
 /// The whole `/api/status` document (documented in README.md).
@@ -405,7 +413,7 @@ fn status_json(view: &View) -> Value {
                 "price": f.price.to_f64(pp),
                 "fee": cash(f.fee),
                 "realized_pnl": cash(f.realised),
-                "purpose": format!("{:?}", f.purpose).to_lowercase(),
+                "purpose": f.purpose.name().replace('_', ""),
             })
         })
         .collect();
@@ -420,8 +428,8 @@ fn status_json(view: &View) -> Value {
                 "price": o.req.price.to_f64(pp),
                 "qty": o.req.qty.to_f64(qp),
                 "filled": Qty(o.filled).to_f64(qp),
-                "state": format!("{:?}", o.state).to_lowercase(),
-                "purpose": format!("{:?}", o.req.purpose).to_lowercase(),
+                "state": o.state.name(),
+                "purpose": o.req.purpose.name().replace('_', ""),
                 "post_only": o.req.post_only,
                 "age_s": (s.at - o.placed_at) as f64 / 1e9,
             })
@@ -496,199 +504,17 @@ fn status_json(view: &View) -> Value {
     })
 }
 
-/// Prometheus text exposition format 0.0.4.
+/// `/metrics` (see [`crate::side::metrics`]).
 fn metrics(view: &View) -> String {
-    let mut out = String::with_capacity(4096);
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
-        let _ = writeln!(out, "# HELP wildbot_{name} {help}");
-        let _ = writeln!(out, "# TYPE wildbot_{name} {kind}");
-        for (labels, v) in samples {
-            let _ = writeln!(out, "wildbot_{name}{labels} {v}");
-        }
-    };
-    let one = |v: f64| vec![(String::new(), v)];
-    metric(
-        "uptime_seconds",
-        "gauge",
-        "Seconds since the dashboard started.",
-        &one(view.started.elapsed().as_secs_f64()),
-    );
     let (_, fresh) = feed_state(view);
-    metric(
-        "feed_fresh",
-        "gauge",
-        "1 when frames arrive within feed_timeout_ms.",
-        &one(f64::from(u8::from(fresh))),
-    );
-    if let Some((s, _)) = &view.snap {
-        let c = &s.counters;
-        let cp = s.precision.cash();
-        metric(
-            "live_mode",
-            "gauge",
-            "1 in live mode, 0 in paper.",
-            &one(f64::from(u8::from(s.live))),
-        );
-        for (name, help, v) in [
-            ("ticks_total", "Strategy evaluations.", c.ticks),
-            (
-                "frames_total",
-                "WebSocket text frames received (the counter `frames`).",
-                c.frames,
-            ),
-            (
-                "messages_total",
-                "WebSocket text frames received (older name of wildbot_frames_total).",
-                c.frames,
-            ),
-            ("book_messages_total", "Book messages.", c.book_messages),
-            (
-                "checksum_mismatches_total",
-                "Book checksum mismatches.",
-                c.checksum_mismatches,
-            ),
-            (
-                "parse_errors_total",
-                "Malformed frames skipped.",
-                c.parse_errors,
-            ),
-            (
-                "reconnects_total",
-                "Feed connections lost and retried.",
-                c.reconnects,
-            ),
-            (
-                "resubscribes_total",
-                "Book resubscriptions.",
-                c.resubscribes,
-            ),
-            ("orders_placed_total", "Orders placed.", c.orders_placed),
-            (
-                "orders_cancelled_total",
-                "Orders cancelled.",
-                c.orders_cancelled,
-            ),
-            ("fills_total", "Fills booked.", c.fills),
-            (
-                "private_reconnects_total",
-                "Private stream (authenticated WebSocket) connections lost.",
-                c.private_reconnects,
-            ),
-            (
-                "duplicate_execs_total",
-                "Stream fills repeated by the exchange (booked once).",
-                c.duplicate_execs,
-            ),
-            (
-                "token_refusals_total",
-                "WebSocket tokens Kraken refused.",
-                c.token_refusals,
-            ),
-            (
-                "execution_faults_total",
-                "Order intents the worker could not take.",
-                c.execution_faults,
-            ),
-            (
-                "ws_order_requests_total",
-                "Order requests sent on the authenticated WebSocket.",
-                c.ws_order_requests,
-            ),
-            (
-                "ws_handed_to_rest_total",
-                "WebSocket order requests handed to REST when the connection was lost.",
-                c.ws_handed_to_rest,
-            ),
-        ] {
-            metric(name, "counter", help, &one(v as f64));
-        }
-        metric(
-            "fills_by_source_total",
-            "counter",
-            "Fills booked, by the path that reported them first.",
-            &[
-                ("{source=\"ws\"}".into(), c.fills_ws as f64),
-                ("{source=\"poll\"}".into(), c.fills_poll as f64),
-            ],
-        );
-        metric(
-            "private_link_up",
-            "gauge",
-            "1 while the private stream delivers fills in real time.",
-            &one(f64::from(u8::from(s.private_link == "up"))),
-        );
-        metric(
-            "dropped_messages_total",
-            "counter",
-            "Telemetry dropped because a side channel was full.",
-            &[
-                ("{channel=\"notices\"}".into(), c.notices_dropped as f64),
-                ("{channel=\"status\"}".into(), c.status_dropped as f64),
-                ("{channel=\"recorder\"}".into(), c.recorder_dropped as f64),
-            ],
-        );
-        for (name, help, v) in [
-            (
-                "realized_pnl",
-                "Realised PnL before fees (quote currency).",
-                s.realised,
-            ),
-            (
-                "unrealized_pnl",
-                "Unrealised PnL at the microprice.",
-                s.unrealised,
-            ),
-            ("fees_paid", "Fees paid.", s.fees),
-            ("equity", "Mark-to-market equity.", s.equity),
-            ("peak_equity", "Peak equity.", s.peak_equity),
-            ("balance", "Quote balance.", s.cash),
-        ] {
-            metric(name, "gauge", help, &one(v.to_f64(cp)));
-        }
-        let pos = Qty(s.position.unsigned_abs()).to_f64(s.precision.qty);
-        metric(
-            "position",
-            "gauge",
-            "The bot's own position in base currency (live: base balance - baseline).",
-            &one(if s.position < 0 { -pos } else { pos }),
-        );
-        metric(
-            "baseline",
-            "gauge",
-            "Base currency of the account that is not the bot's (never traded).",
-            &one(s.baseline.to_f64(s.precision.qty)),
-        );
-        if let Some((base, _)) = s.account {
-            metric(
-                "account_base",
-                "gauge",
-                "The exchange's last reported base balance.",
-                &one(base.to_f64(s.precision.qty)),
-            );
-        }
-    }
-    let mut samples = Vec::new();
-    for (stage, r) in latency_rows(view) {
-        for (q, v) in [
-            ("0.5", r.p50_ns),
-            ("0.9", r.p90_ns),
-            ("0.99", r.p99_ns),
-            ("0.999", r.p999_ns),
-            ("1", r.max_ns),
-        ] {
-            samples.push((
-                format!("{{stage=\"{stage}\",quantile=\"{q}\"}}"),
-                v as f64 / 1e9,
-            ));
-        }
-    }
-    metric(
-        "latency_seconds",
-        "summary",
-        "Per-stage latency quantiles since start.",
-        &samples,
-    );
-    out
+    crate::side::metrics::render(&MetricsInput {
+        uptime_s: view.started.elapsed().as_secs_f64(),
+        feed_fresh: fresh,
+        symbol: &view.cfg.symbol,
+        snap: view.snap.as_ref().map(|(s, _)| s),
+        latency: latency_hists(view),
+        worker: view.worker.as_ref(),
+    })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 pub mod dashboard;
 pub mod journal;
+pub mod metrics;
 pub mod notify;
 pub mod snapshot;
 pub mod status;

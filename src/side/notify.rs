@@ -296,10 +296,10 @@ fn log_notice(n: Notice) {
         match n {
             Notice::Alert(a, p) => log_alert(a, p),
             Notice::Placed(o, p) => log::info!(
-                "order {} {:?} {:?} {} @ {}{}",
+                "order {} {} {} {} @ {}{}",
                 o.cl_id,
-                o.purpose,
-                o.side,
+                o.purpose.name(),
+                o.side.as_str(),
                 o.qty.show(p.qty),
                 o.price.show(p.price),
                 if o.ioc { " (IOC)" } else { " (post-only)" }
@@ -367,7 +367,8 @@ fn alert_text(a: Alert, p: Precision) -> String {
             price,
             fee,
         } => format!(
-            "FILL order {cl_id} {side:?} {} @ {} fee {}",
+            "FILL order {cl_id} {} {} @ {} fee {}",
+            side.as_str(),
             qty.show(p.qty),
             price.show(p.price),
             fee.show(cash)
@@ -392,7 +393,21 @@ fn alert_text(a: Alert, p: Precision) -> String {
             crate::core::money::Fixed::new(i128::from(position), p.qty)
         ),
         AlertKind::ForceExit { rule } => format!("FORCE EXIT ({})", rule.name()),
-        other => format!("{other:?}"),
+        AlertKind::ChecksumMismatch { expected, computed } => {
+            format!("book checksum mismatch (Kraken {expected}, ours {computed}): resubscribing")
+        }
+        AlertKind::BookCrossed => "the book crossed: resubscribing".into(),
+        AlertKind::OrderRejected { cl_id, reason } => {
+            format!("order {cl_id} rejected: {}", reason.describe())
+        }
+        AlertKind::Disconnected => "feed lost: quoting stopped until it is back".into(),
+        AlertKind::InstrumentChanged => {
+            "the instrument's precision changed: the book was rebuilt".into()
+        }
+        AlertKind::OrderSlotsFull => {
+            "too many orders in flight: an execution fault, no new orders until some finish".into()
+        }
+        AlertKind::ExchangeStatus => "the exchange is not online: no new orders until it is".into(),
     }
 }
 
@@ -402,5 +417,65 @@ fn log_alert(a: Alert, p: Precision) {
         AlertLevel::Critical => log::error!("{text}"),
         AlertLevel::Warning => log::warn!("{text}"),
         AlertLevel::Info => log::info!("{text}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::event::{RejectReason, Rule, Side};
+    use crate::core::money::Price;
+
+    #[test]
+    fn every_alert_reads_as_words_not_rust_debug_text() {
+        let p = Precision { price: 1, qty: 8 };
+        let kinds = [
+            AlertKind::DrawdownStop {
+                equity: Cash(9_000),
+                peak: Cash(10_000),
+            },
+            AlertKind::ChecksumMismatch {
+                expected: 1,
+                computed: 2,
+            },
+            AlertKind::BookCrossed,
+            AlertKind::OrderRejected {
+                cl_id: 7,
+                reason: RejectReason::PostOnly,
+            },
+            AlertKind::Filled {
+                cl_id: 7,
+                side: Side::Buy,
+                qty: Qty(100_000),
+                price: Price(1_000_000),
+                fee: Cash(16),
+            },
+            AlertKind::ForceExit {
+                rule: Rule::StopLoss,
+            },
+            AlertKind::Disconnected,
+            AlertKind::DustPosition { position: 3 },
+            AlertKind::PositionDrift {
+                reported: Qty(1),
+                expected: 2,
+            },
+            AlertKind::DriftResolved,
+            AlertKind::InstrumentChanged,
+            AlertKind::OrderSlotsFull,
+            AlertKind::ExchangeStatus,
+        ];
+        for kind in kinds {
+            let text = alert_text(
+                Alert {
+                    level: AlertLevel::Warning,
+                    kind,
+                },
+                p,
+            );
+            assert!(!text.is_empty());
+            for debug in ["{", "::", "Some(", "StopLoss", "PostOnly", "Buy"] {
+                assert!(!text.contains(debug), "{kind:?} -> {text}");
+            }
+        }
     }
 }

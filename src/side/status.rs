@@ -110,7 +110,9 @@ impl StageHists {
         "frame_to_done",
     ];
 
-    fn all(&self) -> [&Histogram<u64>; 5] {
+    /// Each stage's histogram, in [`StageHists::NAMES`] order.
+    #[must_use]
+    pub fn all(&self) -> [&Histogram<u64>; 5] {
         [
             &self.parse,
             &self.book,
@@ -264,6 +266,10 @@ pub struct StatusSnapshot {
     pub unrealised: Cash,
     /// Fees paid.
     pub fees: Cash,
+    /// Base traded this run (both sides).
+    pub volume_base: Qty,
+    /// Quote notional traded this run (both sides).
+    pub volume_quote: Cash,
     /// Mark-to-market equity.
     pub equity: Cash,
     /// Peak equity.
@@ -359,6 +365,8 @@ impl StatusSnapshot {
             realised: a.realised,
             unrealised: sig.micro.map_or(Cash(0), |m| a.unrealised(m)),
             fees: a.fees,
+            volume_base: Qty(a.volume_base),
+            volume_quote: a.volume_quote,
             equity: a.equity,
             peak_equity: a.peak_equity,
             start_equity: a.start_equity,

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use wildbot::app::output::outln;
 use wildbot::sim::{SimConfig, SimTls, Simulator};
 
 #[derive(Parser)]
@@ -117,6 +118,8 @@ fn main() -> std::process::ExitCode {
                 eprintln!("kraken-sim record: {n} frames, {seconds} s of market, seed {seed}");
                 std::process::ExitCode::SUCCESS
             }
+            // `kraken-sim record | head`: the reader chose to stop; nothing went wrong.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
                 std::process::ExitCode::from(1)
@@ -168,19 +171,22 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    println!("kraken-sim listening on {}", sim.url());
-    println!(
+    outln(&format!("kraken-sim listening on {}", sim.url()));
+    outln(&format!(
         "private REST on {} (rest_url); key {} / secret {} (KRAKEN_API_KEY / KRAKEN_API_SECRET)",
         rest.url(),
         wildbot::sim::rest::DEMO_KEY,
         wildbot::sim::rest::DEMO_SECRET
-    );
-    println!(
+    ));
+    outln(&format!(
         "authenticated WebSocket on {} (ws_auth_url; tokens from GetWebSocketsToken)",
         rest.private().url()
-    );
+    ));
     if a.tls {
-        println!("certificate: {} (set ws_ca_file to it)", a.cert_out);
+        outln(&format!(
+            "certificate: {} (set ws_ca_file to it)",
+            a.cert_out
+        ));
     }
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -546,7 +546,10 @@ impl super::Feed<'_> {
                 && let Some(max) = a.maxratecount
             {
                 let tier = Tier::from_max(u32::try_from(max).unwrap_or(u32::MAX));
-                log::info!("Kraken's trading rate counter: maxratecount {max} ({tier:?} tier)");
+                log::info!(
+                    "Kraken's trading rate counter: maxratecount {max} ({} tier)",
+                    tier.name()
+                );
                 self.deliver(OrderEvent::RateLimit {
                     max: u32::try_from(max).unwrap_or(u32::MAX),
                 });
