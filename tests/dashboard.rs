@@ -33,6 +33,7 @@ fn dashboard_serves_status_health_metrics_and_page_then_sigint_shuts_down_cleanl
         "microprice",
         "ema",
         "momentum_bps",
+        "momentum",
         "volatility_bps",
         "skew_bps",
         "spread_bps",
@@ -52,6 +53,10 @@ fn dashboard_serves_status_health_metrics_and_page_then_sigint_shuts_down_cleanl
     ] {
         assert!(s[key].is_number(), "{key} is a number: {s}");
     }
+    assert_eq!(
+        s["momentum"], s["momentum_bps"],
+        "the original name, same figure"
+    );
     for key in ["round_trips", "wins", "losses"] {
         assert!(s[key].is_u64(), "{key}: {s}");
     }

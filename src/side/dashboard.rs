@@ -462,6 +462,8 @@ fn status_json(view: &View) -> Value {
         "microprice": s.microprice,
         "ema": s.ema,
         "momentum_bps": s.momentum_bps,
+        // The original dashboard API's name for the same figure (bps), kept for its readers.
+        "momentum": s.momentum_bps,
         "volatility_bps": s.volatility_bps,
         "skew_bps": s.skew_bps,
         "spread_bps": spread_bps,
