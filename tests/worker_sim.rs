@@ -228,6 +228,60 @@ fn a_requote_is_sent_as_one_amend_and_falls_back_when_refused() {
 }
 
 #[test]
+fn a_requote_of_an_exit_that_just_filled_places_nothing_more() {
+    // The account holds 0.5 BTC of the user's. The bot's exit sells its own 0.002.
+    let sim = RestSim::start("10000", "0.5", market()).unwrap();
+    let mut c = cfg(&sim);
+    c.fill_poll = Duration::from_secs(60);
+    let link = start(c);
+    let mut seen = Vec::new();
+    let exit = |cl_id, price| OrderRequest {
+        side: Side::Sell,
+        purpose: Purpose::Exit,
+        ..buy(cl_id, price)
+    };
+    link.send(Intent::Place(exit(1, 600_500))).unwrap();
+    wait_for(&link, &mut seen, |e| {
+        *e == OrderEvent::Accepted { cl_id: 1 }
+    });
+    // It fills at the exchange just as the core decides to requote it.
+    for o in sim.exchange().orders.values_mut() {
+        o.status = "closed";
+        o.vol_exec = o.vol;
+        o.cost = Cash::notional(o.price, o.vol);
+    }
+    link.send(Intent::Replace {
+        old: 1,
+        new: exit(2, 600_400),
+    })
+    .unwrap();
+    wait_for(&link, &mut seen, |e| {
+        *e == OrderEvent::Cancelled {
+            cl_id: 2,
+            reason: CancelReason::Requested,
+        }
+    });
+    assert!(
+        seen.iter().any(
+            |e| matches!(e, OrderEvent::Fill { cl_id: 1, cum_qty, .. } if *cum_qty == Qty(200_000))
+        ),
+        "the fill is booked: {seen:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let ex = sim.exchange();
+    assert_eq!(
+        ex.calls.get("AddOrder"),
+        Some(&1),
+        "the replacement never went: it would have sold 0.002 of the user's BTC"
+    );
+    assert_eq!(ex.orders.values().filter(|o| o.status == "open").count(), 0);
+    drop(ex);
+    let report = link.finish().unwrap();
+    assert_eq!(report.amend_fallbacks, 1);
+    assert!(!seen.contains(&OrderEvent::Accepted { cl_id: 2 }));
+}
+
+#[test]
 fn a_lost_add_order_answer_never_creates_a_second_order() {
     let sim = RestSim::start("10000", "0", market()).unwrap();
     let link = start(cfg(&sim));

@@ -447,7 +447,7 @@ fn exit_decision(
         };
         // Live, long: never more than the account really holds above the baseline.
         let qty = if p.live && long {
-            Qty(qty.0.min(inp.acct.sellable().max(0).unsigned_abs()))
+            Qty(qty.0.min(live_sellable(inp).max(0).unsigned_abs()))
         } else {
             qty
         };
@@ -526,6 +526,13 @@ fn cancelling(orders: &OrderManager, side: Side) -> Qty {
         .sum())
 }
 
+/// Live: the own base a new sell may take. A sell whose cancel is in flight can still fill:
+/// its base stays committed until the cancel is confirmed, as a cancelling buy's cash does.
+fn live_sellable(inp: &Inputs<'_>) -> i64 {
+    let cancelling = i64::try_from(cancelling(inp.orders, Side::Sell).0).unwrap_or(i64::MAX);
+    inp.acct.sellable().saturating_sub(cancelling)
+}
+
 fn affordable(
     p: &Params,
     inp: &Inputs<'_>,
@@ -552,7 +559,7 @@ fn affordable(
         }
         // Spot: a live sell needs the bot's own base, and never reaches into the baseline (the
         // user's holding). Paper may go short.
-        Side::Sell => !p.live || inp.acct.sellable() >= i64::try_from(qty.0).unwrap_or(i64::MAX),
+        Side::Sell => !p.live || live_sellable(inp) >= i64::try_from(qty.0).unwrap_or(i64::MAX),
     }
 }
 

@@ -453,6 +453,8 @@ struct Worker {
     /// A reconciliation was asked for and is not done yet.
     reconcile_due: bool,
     orders: BTreeMap<ClientId, Tracked>,
+    /// The last order QueryOrders showed ended, with its executed quantity then.
+    ended: Option<(ClientId, Qty)>,
     counter: TradingCounter,
     epoch: Instant,
     next_call: Instant,
@@ -488,6 +490,7 @@ impl Worker {
             stream_healthy: false,
             reconcile_due: false,
             orders: BTreeMap::new(),
+            ended: None,
             epoch: now,
             next_call: now,
             backoff: BACKOFF_MIN,
@@ -767,9 +770,7 @@ impl Worker {
                     if self.can_amend(old) {
                         self.amend(old, req, since);
                     } else {
-                        // Cancel now (never held back); the new order queues like any other.
-                        self.queue.push_front(Job::Place(req, since));
-                        self.cancel(old);
+                        self.replace_by_cancel(old, req, since);
                     }
                 }
                 Job::CancelAll => self.cancel_all(),
@@ -1213,11 +1214,40 @@ impl Worker {
                 self.emit(OrderEvent::Accepted { cl_id: req.cl_id });
             }
             Err(_) => {
-                // Fall back: cancel the old order, then place the new one.
+                // Refused: most often because the order just filled. Cancel it; the new one
+                // goes only if the old ended unfilled (below).
                 self.report.amend_fallbacks += 1;
-                self.queue.push_front(Job::Place(req, since));
-                self.queue.push_front(Job::Cancel(old));
+                self.replace_by_cancel(old, req, since);
             }
+        }
+    }
+
+    /// A requote without an amend: cancel `old` (never held back), then place `req` only if
+    /// `old` is seen to have ended with nothing more filled. Otherwise both could fill: an
+    /// exit that filled just before its cancel plus its replacement would sell base the bot
+    /// does not own (the user's holding, live). The core is told `req` never went, and
+    /// decides again from the fills and cancels it now knows.
+    fn replace_by_cancel(&mut self, old: ClientId, req: OrderRequest, since: Instant) {
+        // Not tracked: it ended already (the core's requote crossed the news), or its add's
+        // answer was lost and it may rest unseen. Either way the new order waits.
+        let before = self.orders.get(&old).map(|t| t.last_exec);
+        self.ended = None;
+        self.cancel(old);
+        let clean =
+            before.is_some_and(|b| !self.orders.contains_key(&old) && self.ended == Some((old, b)));
+        if clean {
+            self.queue.push_front(Job::Place(req, since));
+        } else {
+            log::info!(
+                "order {}: not placed, {old} filled or its end is not confirmed yet; the core \
+                 decides again",
+                req.cl_id
+            );
+            self.report.orders_collapsed += 1;
+            self.emit(OrderEvent::Cancelled {
+                cl_id: req.cl_id,
+                reason: CancelReason::Requested,
+            });
         }
     }
 
@@ -1357,6 +1387,9 @@ impl Worker {
         }
         if let Some(o) = self.orders.get_mut(&cl_id) {
             o.last_exec = exec;
+        }
+        if matches!(info.status.as_str(), "closed" | "canceled" | "expired") {
+            self.ended = Some((cl_id, exec));
         }
         match info.status.as_str() {
             "closed" => {

@@ -19,7 +19,8 @@
 //! - **The rate counter.** Adds and amends wait while the local model of Kraken's trading
 //!   counter has no room; cancels never wait.
 //! - **Requotes** are one `amend_order` of an unfilled resting order when the counter allows;
-//!   otherwise, or when Kraken refuses the amend, a cancel and a new order.
+//!   otherwise, or when Kraken refuses the amend, a cancel, and the core decides again once
+//!   the old order's end is known (never both orders live at once).
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -500,9 +501,21 @@ impl WsEntry {
             });
             return Route::Ws;
         }
-        // Risk off first: the cancel, then the new order.
+        self.cancel_then_decide(now, old, new);
+        Route::Ws
+    }
+
+    /// A requote without an amend: the cancel goes, the new order does not. Sent together,
+    /// an exit that fills just before its cancel plus its replacement would sell base the
+    /// bot does not own (the user's holding, live). The core is told `new` never went, and
+    /// decides again once the old order's end (and any last fill) has come on the stream.
+    fn cancel_then_decide(&mut self, now: Nanos, old: ClientId, new: OrderRequest) {
         self.cancel(now, old);
-        self.place_or_rest(now, new)
+        self.stats.collapsed += 1;
+        self.effects.push_back(Effect::Core(OrderEvent::Cancelled {
+            cl_id: new.cl_id,
+            reason: CancelReason::Requested,
+        }));
     }
 
     fn place_or_rest(&mut self, now: Nanos, o: OrderRequest) -> Route {
@@ -617,8 +630,7 @@ impl WsEntry {
         self.stats.amend_fallbacks += 1;
         self.slots[i].op = Op::Idle;
         let old = self.slots[i].order.cl_id;
-        self.cancel(now, old);
-        self.place_or_rest(now, new);
+        self.cancel_then_decide(now, old, new);
     }
 
     fn cancel_answered(&mut self, now: Nanos, i: usize, r: &Reply<'_>) {

@@ -434,3 +434,41 @@ fn huge_durations_saturate_instead_of_wrapping() {
     let d = Params::new(&Settings::default(), None).unwrap();
     assert_eq!(d.max_hold_ns, 120 * SEC);
 }
+
+#[test]
+fn live_a_sell_being_cancelled_keeps_its_base_until_the_cancel_is_confirmed() {
+    // The user holds 0.5 BTC (the baseline); the bot owns 0.001 and has its exit resting.
+    let mut w = World::new();
+    w.p.live = true;
+    w.acct.fund(Qty(50_000_000), Cash(10_000 * USD));
+    w.position(100_000, 59_990.0, SEC);
+    w.acct.report(w.acct.cash, Qty(50_100_000));
+    assert!(
+        matches!(w.decide().sell, SideAction::Quote(_)),
+        "exit allowed"
+    );
+    let exit = OrderRequest {
+        cl_id: 0,
+        side: Side::Sell,
+        price: Price(usd(60_100.0)),
+        qty: Qty(100_000),
+        post_only: true,
+        ioc: false,
+        purpose: Purpose::Exit,
+    };
+    let exit = w.orders.open(exit, w.now).unwrap();
+    w.orders.mark_cancel(exit.cl_id);
+    // It may still fill: a second exit now could sell 0.001 of the user's 0.5.
+    let d = w.decide();
+    assert!(d.blocked_by(Rule::Affordability), "{d:?}");
+    assert!(!matches!(d.sell, SideAction::Quote(_)));
+    // Nor may a stop: its force exit waits for the cancel (the core places it on the
+    // Cancelled event, as the stop-loss tests show).
+    w.set_book(59_869.9, 59_870.1);
+    let d = w.decide();
+    assert_eq!(d.forced_by, Some(Rule::StopLoss));
+    assert!(!matches!(d.sell, SideAction::Quote(_)), "{d:?}");
+    // Paper has no user's holding to protect: unchanged.
+    w.p.live = false;
+    assert!(matches!(w.decide().sell, SideAction::Quote(_)));
+}
