@@ -249,6 +249,64 @@ fn health_is_503_while_the_feed_is_silent() {
     assert_eq!(code, Some(0), "{stderr}");
 }
 
+#[test]
+fn a_pause_names_the_threshold_it_waits_on_and_the_value_now() {
+    let bot = demo(&["--set", "min_volatility_bps=9000"]);
+    let s = status_until(&bot.url, Duration::from_secs(30), |s| {
+        s["paused_by"] == "volatility"
+    });
+    let detail = s["pause_detail"].as_str().unwrap();
+    let vol = s["volatility_bps"].as_f64().unwrap();
+    assert!(
+        detail.starts_with("volatility ") && detail.ends_with(" bps ≤ 9000 bps"),
+        "{detail}"
+    );
+    let shown: f64 = detail["volatility ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((shown - vol).abs() < 0.051, "{detail} against {vol}");
+    assert_eq!(s["simulator"], true);
+    assert_eq!(s["venue"], "simulator");
+    bot.signal("INT");
+    let (code, _, stderr) = bot.wait(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn a_feed_that_cannot_connect_says_why_and_how_many_tries_failed() {
+    let port = common::unreachable_url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut c = bin();
+    c.args([
+        "run",
+        "--log-level",
+        "info",
+        "--set",
+        "dashboard_bind=127.0.0.1:0",
+    ])
+    .args(["--set", &format!("ws_url=ws://127.0.0.1:{port}/v2")]);
+    let bot = Bot::spawn(c);
+    let s = status_until(&bot.url, Duration::from_secs(30), |s| {
+        s["links"]["feed"]["failures_in_row"].as_u64().unwrap_or(0) >= 2
+    });
+    let feed = &s["links"]["feed"];
+    assert_eq!(feed["connects"], 0, "{feed}");
+    let why = feed["last_error"].as_str().unwrap();
+    assert!(why.to_lowercase().contains("refused"), "{why}");
+    assert!(feed["last_error_at"].is_string());
+    assert_eq!(s["venue"], "kraken");
+    assert_eq!(s["links"]["private"]["state"], "off");
+    bot.signal("INT");
+    let (code, _, stderr) = bot.wait(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
 /// This machine's address on its default route, if it has one that is not loopback.
 fn lan_ip() -> Option<std::net::IpAddr> {
     let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;

@@ -186,3 +186,175 @@ fn the_page_shows_what_the_api_reports_and_the_screenshot_tool_writes_a_png() {
     let (code, _, stderr) = bot.wait(Duration::from_secs(20));
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// A decoded screenshot: RGB(A) pixels, row-major.
+struct Shot {
+    width: usize,
+    height: usize,
+    channels: usize,
+    pixels: Vec<u8>,
+}
+
+impl Shot {
+    fn read(path: &std::path::Path) -> Shot {
+        let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+        let mut reader = png::Decoder::new(file).read_info().unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut pixels).unwrap();
+        let channels = match info.color_type {
+            png::ColorType::Rgb => 3,
+            png::ColorType::Rgba => 4,
+            other => panic!("unexpected PNG colour type {other:?}"),
+        };
+        assert_eq!(info.bit_depth, png::BitDepth::Eight);
+        Shot {
+            width: info.width as usize,
+            height: info.height as usize,
+            channels,
+            pixels,
+        }
+    }
+
+    /// Pixels within `tol` of `rgb` in rows `rows`: how many, and the columns they span.
+    fn find(&self, rgb: [u8; 3], tol: i32, rows: std::ops::Range<usize>) -> (usize, usize) {
+        let (mut n, mut lo, mut hi) = (0, usize::MAX, 0);
+        for y in rows.start..rows.end.min(self.height) {
+            for x in 0..self.width {
+                let i = (y * self.width + x) * self.channels;
+                let px = &self.pixels[i..i + 3];
+                if px
+                    .iter()
+                    .zip(rgb)
+                    .all(|(a, b)| (i32::from(*a) - i32::from(b)).abs() <= tol)
+                {
+                    n += 1;
+                    lo = lo.min(x);
+                    hi = hi.max(x);
+                }
+            }
+        }
+        (n, hi.saturating_sub(lo))
+    }
+}
+
+/// The value of `attr` on the element with `id`.
+fn attr_of(dom: &str, id: &str, attr: &str) -> String {
+    let at = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id}"));
+    let tag = &dom[dom[..at].rfind('<').unwrap()..at + dom[at..].find('>').unwrap()];
+    let key = format!("{attr}=\"");
+    let start = tag
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {attr} in {tag}"))
+        + key.len();
+    tag[start..start + tag[start..].find('"').unwrap()].to_string()
+}
+
+#[test]
+fn the_charts_draw_the_sessions_prices_quotes_fills_and_equity_and_update_live() {
+    let Some(chrome) = chromium() else {
+        eprintln!("SKIPPED: no Chromium (apt-get install chromium, or set CHROMIUM)");
+        return;
+    };
+    let bot = common::demo(&[]);
+    let before = status_until(&bot.url, Duration::from_secs(60), |s| {
+        s["counters"]["fills"].as_u64().unwrap_or(0) >= 2 && s["uptime_s"].as_f64().unwrap() > 15.0
+    });
+    let h = get(&format!("{}/api/history", bot.url), None).json();
+    let after = get(&format!("{}/api/status", bot.url), None).json();
+
+    // The history: columns aligned on time, real prices, our quotes and every fill.
+    let p = &h["points"];
+    let t = p["t"].as_array().unwrap();
+    assert!(t.len() >= 40, "4 points a second for 15 s: {}", t.len());
+    assert!(t.windows(2).all(|w| w[0].as_f64() < w[1].as_f64()));
+    for col in [
+        "bid",
+        "ask",
+        "microprice",
+        "our_bid",
+        "our_ask",
+        "equity",
+        "position",
+    ] {
+        assert_eq!(p[col].as_array().unwrap().len(), t.len(), "{col}");
+    }
+    let last = t.len() - 1;
+    let (bid, ask) = (
+        p["bid"][last].as_f64().unwrap(),
+        p["ask"][last].as_f64().unwrap(),
+    );
+    assert!(bid > 1_000.0 && bid < ask, "a real book: {bid} {ask}");
+    assert!(
+        p["our_bid"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v.is_number()),
+        "our resting buys are in the history"
+    );
+    let fills = h["fills"].as_array().unwrap().len() as u64;
+    assert!(
+        before["counters"]["fills"].as_u64().unwrap() <= fills
+            && fills <= after["counters"]["fills"].as_u64().unwrap(),
+        "every fill once: {fills}"
+    );
+    let since = t[last].as_f64().unwrap();
+    let newer = get(&format!("{}/api/history?since={since}", bot.url), None).json();
+    assert!(
+        newer["points"]["t"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v.as_f64().unwrap() > since)
+    );
+
+    // The page: the SIMULATOR badge, points and fills drawn, and fresh data taken in place.
+    let dom = rendered_dom(&chrome, &format!("{}/", bot.url));
+    assert_eq!(text_of(&dom, "venue"), "SIMULATOR");
+    assert_eq!(attr_of(&dom, "venue", "class"), "badge sim");
+    assert!(number(&attr_of(&dom, "chart_price", "data-points")) >= 40.0);
+    assert!(number(&attr_of(&dom, "chart_price", "data-fills")) >= 2.0);
+    assert!(
+        number(&attr_of(&dom, "chart_price", "data-updates")) >= 2.0,
+        "the page refreshed its charts without a reload"
+    );
+    assert!(text_of(&dom, "link_feed").starts_with("fresh · 1 connect"));
+    assert_eq!(text_of(&dom, "worker_errors"), "none");
+
+    // The screenshot: the microprice (magenta) and equity (cyan) lines are drawn across the
+    // charts, and fills are marked, not only a legend.
+    let png = std::env::temp_dir().join(format!("wildbot-charts-{}.png", std::process::id()));
+    let tool = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/dashboard-screenshot.sh");
+    let out = Command::new(tool)
+        .arg(format!("{}/", bot.url))
+        .arg(&png)
+        .env("CHROMIUM", &chrome)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shot = Shot::read(&png);
+    std::fs::remove_file(&png).unwrap();
+    let charts = 40..720;
+    let (micro, micro_span) = shot.find([0xe0, 0x40, 0xfb], 40, charts.clone());
+    assert!(
+        micro > 400 && micro_span > 600,
+        "microprice line: {micro} px over {micro_span} columns"
+    );
+    let (equity, equity_span) = shot.find([0x00, 0xe5, 0xff], 40, charts.clone());
+    assert!(
+        equity > 200 && equity_span > 250,
+        "equity line: {equity} px over {equity_span} columns"
+    );
+    let (buys, _) = shot.find([0x3f, 0xb6, 0x8b], 12, charts);
+    assert!(buys > 30, "buy fills and the bid line: {buys} px");
+
+    bot.signal("INT");
+    let (code, _, stderr) = bot.wait(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{stderr}");
+}

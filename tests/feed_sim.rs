@@ -26,13 +26,13 @@ fn run_against(
     script: impl FnOnce(&Faults) + Send,
 ) -> Summary {
     let (notifier, notify) = wildbot::side::notify::start(None).unwrap();
-    let opts = RunOptions {
+    let mut opts = RunOptions {
         duration: Some(Duration::from_secs_f64(secs)),
         ..RunOptions::default()
     };
     let summary = std::thread::scope(|s| {
         s.spawn(|| script(sim.faults()));
-        trade(cfg, &opts, &notifier).unwrap()
+        trade(cfg, &mut opts, &notifier).unwrap()
     });
     drop(notifier);
     notify.join().unwrap();
@@ -217,7 +217,7 @@ fn live_mode_falls_back_to_paper_when_the_api_is_down_at_start() {
     cfg.ws_auth_url = rest.private().url();
     cfg.rest_timeout_ms = 500;
     let (notifier, notify) = wildbot::side::notify::start(None).unwrap();
-    let opts = RunOptions {
+    let mut opts = RunOptions {
         duration: Some(Duration::from_secs(2)),
         credentials: Some(
             wildbot::kraken::rest::Credentials::new(
@@ -228,7 +228,7 @@ fn live_mode_falls_back_to_paper_when_the_api_is_down_at_start() {
         ),
         ..RunOptions::default()
     };
-    let s = trade(&cfg, &opts, &notifier).unwrap();
+    let s = trade(&cfg, &mut opts, &notifier).unwrap();
     drop(notifier);
     notify.join().unwrap();
     assert_eq!(s.mode, "paper");

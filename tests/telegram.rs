@@ -54,6 +54,13 @@ impl FakeTelegram {
         let (srv, s) = (server.clone(), seen.clone());
         std::thread::spawn(move || {
             for mut req in srv.incoming_requests() {
+                if req.url().ends_with("/getUpdates") {
+                    // The binary's commands thread: no commands here (tests/telegram_commands.rs).
+                    std::thread::sleep(Duration::from_millis(200));
+                    let empty = tiny_http::Response::from_string(r#"{"ok":true,"result":[]}"#);
+                    let _ = req.respond(empty);
+                    continue;
+                }
                 let mut body = String::new();
                 let _ = req.as_reader().read_to_string(&mut body);
                 let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();

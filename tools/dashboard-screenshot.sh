@@ -20,7 +20,7 @@ rm -f "$out"
 # the virtual time budget lets the page fetch /api/status and render before the shot.
 "$chrome" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \
-    --user-data-dir="$profile" --hide-scrollbars --window-size=1280,1150 \
+    --user-data-dir="$profile" --hide-scrollbars --window-size=1280,1700 \
     --virtual-time-budget=3000 --screenshot="$out" "$url" >/dev/null 2>&1 || true
 if [ ! -s "$out" ]; then
     echo "error: Chromium wrote no screenshot of $url" >&2

@@ -24,6 +24,7 @@ use crate::exec::worker::WorkerConfig;
 use crate::exec::ws_entry::OrderTransport;
 use crate::feed::FeedSettings;
 use crate::side::dashboard::{DashboardConfig, DashboardError, check_bind};
+use crate::side::explain::PauseRules;
 
 /// A decimal config value kept as its exact text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,11 +271,17 @@ pub struct Config {
     pub dashboard_token: Option<String>,
     /// Telegram Bot API base URL (tests point it at a local server).
     pub telegram_api_url: String,
+    /// Obey commands (/status, /pause, /flatten, ...) from `TELEGRAM_CHAT_ID`.
+    pub telegram_commands: bool,
     /// Fill journal (JSON lines): every order and fill, restored on the next start. `None`
     /// or empty: no journal.
     pub journal_path: Option<String>,
     /// Records between journal snapshots (the file is rewritten as one snapshot then).
     pub journal_snapshot_every: u64,
+    /// Set by `wildbot demo`, never by a file: the venue is the Kraken simulator (the
+    /// dashboard says so beside the LIVE badge).
+    #[serde(skip)]
+    pub simulator: bool,
 }
 
 impl Default for Config {
@@ -342,8 +349,10 @@ impl Default for Config {
             dashboard_bind: "127.0.0.1:8080".into(),
             dashboard_token: None,
             telegram_api_url: "https://api.telegram.org".into(),
+            telegram_commands: true,
             journal_path: None,
             journal_snapshot_every: 50_000,
+            simulator: false,
         }
     }
 }
@@ -669,6 +678,15 @@ impl Config {
             token: self.dashboard_token.clone(),
             symbol: self.symbol.clone(),
             feed_timeout_ns: self.feed_timeout_ms as i64 * MS,
+            simulator: self.simulator,
+            rules: PauseRules {
+                min_volatility_bps: self.min_volatility_bps,
+                max_spread_bps: self.max_spread_bps,
+                momentum_threshold_bps: self.momentum_threshold_bps,
+                max_position: self.max_position.decimal().to_f64(),
+                fill_cooldown_ms: self.fill_cooldown_ms,
+                max_drawdown_pct: self.max_drawdown_pct,
+            },
         }
     }
 

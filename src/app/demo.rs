@@ -61,6 +61,7 @@ pub fn demo(config: Option<&Path>, d: &DemoArgs, args: &SessionArgs) -> ExitCode
         Err(e) => return usage_error(&e.to_string()),
     };
     cfg.live_mode = false;
+    cfg.simulator = true;
     let tls_id = if d.tls {
         match SimTls::generate() {
             Ok(t) => Some(t),

@@ -26,6 +26,7 @@ use crate::exec::worker::{self, Adopt, WorkerLink};
 use crate::feed::recorder::Recorder;
 use crate::feed::{FeedError, FeedParts, FeedThread, Summary};
 use crate::kraken::rest::Credentials;
+use crate::side::control::ControlLink;
 use crate::side::journal::{self, Compaction, Journal, JournalSender, Record};
 use crate::side::notify::{AlertText, Notice, Notifier};
 use crate::side::status::{LatencyRow, StatusLink, WorkerReport};
@@ -45,6 +46,8 @@ pub struct RunOptions {
     pub status: Option<StatusLink>,
     /// The order worker's reports for the dashboard (live mode).
     pub worker_reports: Option<Sender<WorkerReport>>,
+    /// The operator's commands (Telegram), taken by the feed thread.
+    pub control: Option<ControlLink>,
 }
 
 /// Why a session could not start.
@@ -99,7 +102,7 @@ fn mode_name(live: bool) -> &'static str {
 /// to paper.
 pub fn trade(
     cfg: &Config,
-    opts: &RunOptions,
+    opts: &mut RunOptions,
     notifier: &Notifier,
 ) -> Result<Summary, SessionError> {
     let thread = FeedThread::new(cfg.feed_settings())?;
@@ -170,6 +173,7 @@ pub fn trade(
         journal: sender,
         recorder,
         status: opts.status.as_ref(),
+        control: opts.control.take(),
         live_fallback,
     };
     let mut summary = thread.run(parts, opts.duration, &opts.stop);
@@ -398,6 +402,7 @@ pub fn run_session(cfg: &Config, args: &SessionArgs, credentials: Option<Credent
         credentials,
         status: None,
         worker_reports: None,
+        control: None,
     };
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // First signal: the feed loop (it wakes at least every 100 ms) sees the flag and shuts
@@ -412,6 +417,10 @@ pub fn run_session(cfg: &Config, args: &SessionArgs, credentials: Option<Credent
             return ExitCode::from(1);
         }
     };
+    let commands = telegram
+        .as_ref()
+        .filter(|_| cfg.telegram_commands)
+        .and_then(|t| start_commands(cfg, t, &mut opts));
     let (notifier, notify_thread) =
         match crate::side::notify::start(telegram.as_ref().map(|t| t.tx.clone())) {
             Ok(n) => n,
@@ -438,12 +447,15 @@ pub fn run_session(cfg: &Config, args: &SessionArgs, credentials: Option<Credent
     let cfg_for_thread = cfg.clone();
     let feed = std::thread::Builder::new()
         .name("feed".into())
-        .spawn(move || trade(&cfg_for_thread, &opts, &notifier));
+        .spawn(move || trade(&cfg_for_thread, &mut opts, &notifier));
     let result = match feed.map(std::thread::JoinHandle::join) {
         Ok(Ok(r)) => r,
         Ok(Err(_)) | Err(_) => Err(SessionError::Thread("feed")),
     };
     let _ = notify_thread.join();
+    if let Some(c) = &commands {
+        c.stop();
+    }
     if let Some(t) = telegram {
         if let Ok(s) = &result {
             let _ = t.tx.send(crate::side::telegram::Outgoing::Alert {
@@ -494,6 +506,35 @@ fn start_telegram(
                 "Telegram notifications off (TELEGRAM_BOT_TOKEN / TELEGRAM_CHAT_ID not set)"
             );
             Ok(None)
+        }
+    }
+}
+
+/// The Telegram commands thread (with Telegram on and `telegram_commands`); wires the control
+/// channel into `opts`.
+fn start_commands(
+    cfg: &Config,
+    t: &crate::side::telegram::Telegram,
+    opts: &mut RunOptions,
+) -> Option<crate::side::telegram_commands::Commands> {
+    use crate::side::telegram_commands::{CommandsConfig, LONG_POLL_S, start};
+    let (handle, link) = crate::side::control::channel();
+    let c = CommandsConfig {
+        api_url: cfg.telegram_api_url.clone(),
+        token: t.token().to_string(),
+        chat_id: t.chat_id().to_string(),
+        symbol: cfg.symbol.clone(),
+        rules: cfg.dashboard_settings().rules,
+        long_poll_s: LONG_POLL_S,
+    };
+    match start(c, handle, t.tx.clone()) {
+        Ok(c) => {
+            opts.control = Some(link);
+            Some(c)
+        }
+        Err(e) => {
+            log::error!("telegram commands thread: {e}; commands are off");
+            None
         }
     }
 }

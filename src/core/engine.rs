@@ -14,7 +14,7 @@ use crate::core::event::{
     Alert, AlertKind, AlertLevel, ClientId, Event, Intent, IntentSink, JournalEntry, JournalKind,
     OrderEvent, OrderRequest, Outcome, Purpose, RejectReason, ResyncReason, Stage,
 };
-use crate::core::event::{Rule, Side};
+use crate::core::event::{Control, Rule, Side};
 use crate::core::money::{Cash, Qty};
 use crate::core::orders::{MAX_ORDERS, Order, OrderManager, OrderState, OrderUpdate};
 use crate::core::paper::{MAX_PAPER_EVENTS, PaperVenue};
@@ -141,6 +141,10 @@ pub struct Core {
     latched: Option<Rule>,
     /// The drawdown stop is force-exiting the position (`on_drawdown = "flatten"`).
     flattening: bool,
+    /// The operator paused entries (`/pause`, `/flatten`) until `/resume`.
+    operator_paused: bool,
+    /// The operator's `/flatten` is force-exiting the position (latched until flat).
+    operator_flatten: bool,
     /// A balance report disagreed with the position; the next fill poll decides.
     drift_suspect: bool,
     /// The disagreement outlived a fill poll: no new entries until it is resolved.
@@ -234,6 +238,8 @@ impl Core {
             ),
             latched: None,
             flattening: false,
+            operator_paused: false,
+            operator_flatten: false,
             drift_suspect: false,
             drift: false,
             dust_alerted: false,
@@ -260,8 +266,36 @@ impl Core {
             }
             Event::Timer => self.tick(now, out),
             Event::Disconnected => self.on_disconnect(now, out),
+            Event::Control(c) => {
+                self.on_control(c, out);
+                self.tick(now, out);
+            }
         }
         Outcome::Quiet
+    }
+
+    /// The operator's command. The next tick acts on it through the strategy and the risk
+    /// rules, as on any other input: a flatten is a force exit like a stop's.
+    fn on_control<S: IntentSink>(&mut self, c: Control, out: &mut S) {
+        let pos = self.acct.position;
+        match c {
+            Control::Pause => self.operator_paused = true,
+            Control::Resume => {
+                self.operator_paused = false;
+                self.operator_flatten = false;
+            }
+            Control::Flatten => {
+                self.operator_paused = true;
+                self.operator_flatten = pos != 0 && !self.params.is_dust(pos);
+            }
+        }
+        out.push(Intent::Alert(Alert {
+            level: AlertLevel::Warning,
+            kind: AlertKind::Operator {
+                control: c,
+                position: pos,
+            },
+        }));
     }
 
     fn on_frame<S: IntentSink>(&mut self, now: Nanos, bytes: &[u8], out: &mut S) -> Outcome {
@@ -696,6 +730,7 @@ impl Core {
         if pos == 0 || self.params.is_dust(pos) || (pos > 0) != (before > 0) {
             self.latched = None;
             self.flattening &= pos != 0 && !self.params.is_dust(pos);
+            self.operator_flatten &= pos != 0 && !self.params.is_dust(pos);
         }
     }
 
@@ -768,6 +803,8 @@ impl Core {
                 orders: &self.orders,
                 latched: if self.flattening {
                     Some(Rule::Drawdown)
+                } else if self.operator_flatten {
+                    Some(Rule::Operator)
                 } else {
                     self.latched
                 },
@@ -775,12 +812,14 @@ impl Core {
                     Some(Rule::Drawdown)
                 } else if self.drift {
                     Some(Rule::Drift)
+                } else if self.operator_paused {
+                    Some(Rule::Operator)
                 } else {
                     None
                 },
             },
         );
-        if self.latched.is_none() && !self.flattening {
+        if self.latched.is_none() && !self.flattening && !self.operator_flatten {
             self.latched = d.forced_by;
         }
         for r in Rule::ALL {

@@ -21,6 +21,31 @@ pub enum Event<'a> {
     Timer,
     /// The feed connection was lost: the book is invalid until a fresh snapshot.
     Disconnected,
+    /// The operator steers the bot (Telegram commands): every risk rule still applies.
+    Control(Control),
+}
+
+/// What the operator asks of the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// No new entries (resting entries are cancelled); exits and stops still run.
+    Pause,
+    /// Lift an operator pause (never a drawdown stop, which holds until restart).
+    Resume,
+    /// Exit the own position now with a force exit (latched until flat), then stay paused.
+    Flatten,
+}
+
+impl Control {
+    /// Lower-case name (logs, alerts).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Control::Pause => "pause",
+            Control::Resume => "resume",
+            Control::Flatten => "flatten",
+        }
+    }
 }
 
 /// Why the exchange (or the paper venue) refused an order.
@@ -263,6 +288,13 @@ pub enum AlertKind {
     OrderSlotsFull,
     /// The exchange status is not online.
     ExchangeStatus,
+    /// The operator's command took effect.
+    Operator {
+        /// Which.
+        control: Control,
+        /// The own position then, lots (what a flatten exits).
+        position: i64,
+    },
 }
 
 /// An alert with its urgency.
@@ -473,11 +505,13 @@ pub enum Rule {
     RateRoom,
     /// Live: the private order stream reconnected; orders are reconciled before quoting.
     Reconciling,
+    /// Paused by the operator (Telegram `/pause` or `/flatten`) until `/resume`.
+    Operator,
 }
 
 impl Rule {
     /// Number of rules.
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 21;
     /// All rules in counter order.
     pub const ALL: [Rule; Rule::COUNT] = [
         Rule::BookInvalid,
@@ -500,6 +534,7 @@ impl Rule {
         Rule::Unfunded,
         Rule::RateRoom,
         Rule::Reconciling,
+        Rule::Operator,
     ];
 
     /// Snake-case name (JSON keys, metrics labels).
@@ -526,6 +561,7 @@ impl Rule {
             Rule::Unfunded => "awaiting_balances",
             Rule::RateRoom => "rate_limit",
             Rule::Reconciling => "reconciling",
+            Rule::Operator => "operator",
         }
     }
 }

@@ -31,9 +31,12 @@ use crate::core::money::{Cash, Fixed, Precision};
 use crate::core::time::{MS, Nanos, SEC};
 use crate::exec::worker::{WorkerEvent, WorkerLink};
 use crate::exec::ws_entry::{OrderTransport, WsEntry};
+use crate::side::control::{self, Command as ControlCommand, ControlLink};
 use crate::side::journal::{JournalSender, Record};
 use crate::side::notify::{AlertText, Notice, Notifier, ShortText};
-use crate::side::status::{Counters, FeedView, StageHists, StatusLink, StatusSnapshot};
+use crate::side::status::{
+    Counters, FeedView, LinkTrouble, StageHists, StatusLink, StatusSnapshot,
+};
 pub use error::FeedError;
 use private::ledger::FillLedger;
 use private::{PRIVATE, PrivateLink, PrivateSetup};
@@ -98,6 +101,8 @@ pub struct FeedParts<'a> {
     pub recorder: Option<Recorder>,
     /// Status snapshots and latency for the dashboard.
     pub status: Option<&'a StatusLink>,
+    /// The operator's commands (Telegram).
+    pub control: Option<ControlLink>,
     /// Live mode was asked for but the API was unreachable: trading on paper.
     pub live_fallback: bool,
     /// A journal was restored: the first balances from the exchange are compared with it.
@@ -269,6 +274,7 @@ struct Feed<'a> {
     worker: Option<WorkerLink>,
     journal: Option<JournalSender>,
     status: Option<&'a StatusLink>,
+    control: Option<ControlLink>,
     live_fallback: bool,
     /// A journal was restored and the exchange's balances have not been compared with it yet.
     restored: bool,
@@ -283,6 +289,8 @@ struct Feed<'a> {
     precision: Precision,
     conn: Option<Connection>,
     link: Supervisor,
+    /// Why the public feed is (or was last) down, for the dashboard.
+    trouble: LinkTrouble,
     next_timer: Nanos,
     next_pnl: Nanos,
     frame_rx_ns: Nanos,
@@ -385,6 +393,7 @@ impl<'a> Feed<'a> {
             worker: parts.worker,
             journal: parts.journal,
             status: parts.status,
+            control: parts.control,
             live_fallback: parts.live_fallback,
             restored: parts.restored,
             private,
@@ -394,6 +403,7 @@ impl<'a> Feed<'a> {
             precision,
             conn: None,
             link,
+            trouble: LinkTrouble::default(),
             next_timer: now + TIMER_NS,
             next_pnl: now + PNL_EVERY_NS,
             frame_rx_ns: now,
@@ -448,8 +458,40 @@ impl<'a> Feed<'a> {
                 }
             }
             self.drain_order_events();
+            if self.drain_control() {
+                return;
+            }
             self.on_timers();
         }
+    }
+
+    /// The operator's commands, the few waiting. `true`: end the session (as on SIGINT).
+    fn drain_control(&mut self) -> bool {
+        for _ in 0..control::CAPACITY {
+            let Some(Ok(c)) = self.control.as_ref().map(|c| c.commands.try_recv()) else {
+                return false;
+            };
+            match c {
+                ControlCommand::Core(ctl) => {
+                    log::warn!("operator: {}", ctl.name());
+                    let now = self.clock.now();
+                    self.core.handle(now, Event::Control(ctl), &mut self.out);
+                    self.take_intents(now, false);
+                }
+                ControlCommand::Stop => {
+                    log::warn!("operator: stop; cancelling everything and shutting down");
+                    return true;
+                }
+                ControlCommand::Report => {
+                    let now = self.clock.now();
+                    let snap = StatusSnapshot::capture(&self.core, now, &self.view(0));
+                    if let Some(c) = &self.control {
+                        let _ = c.reports.try_send(snap);
+                    }
+                }
+            }
+        }
+        false
     }
 
     /// The first balances after a restore: say whether the exchange agrees with the journal
@@ -554,6 +596,7 @@ impl<'a> Feed<'a> {
     fn on_open(&mut self) {
         let now = self.clock.now();
         self.link.opened(now);
+        self.trouble.working();
         self.notifier.send(Notice::Connected {
             attempt: self.link.attempt(),
         });
@@ -749,18 +792,25 @@ impl<'a> Feed<'a> {
     /// into a fixed-size value: nothing here allocates.
     fn publish_status(&mut self, now: Nanos) {
         let Some(link) = self.status else { return };
-        let view = FeedView {
+        let view = self.view(link.dropped());
+        link.publish(&StatusSnapshot::capture(&self.core, now, &view));
+        if let Some(i) = &mut self.out.interval {
+            link.hand_over(i);
+        }
+    }
+
+    /// What the feed thread knows beside the core, for a snapshot.
+    fn view(&self, status_dropped: u64) -> FeedView {
+        FeedView {
             live_fallback: self.live_fallback,
             connected: self.link.connected(),
             last_frame_at: self.frame_rx_ns,
             precision: self.precision,
-            counters: self.counters(link.dropped()),
+            counters: self.counters(status_dropped),
             private_link: self.private_state().name(),
             order_transport: self.order_transport(),
-        };
-        link.publish(&StatusSnapshot::capture(&self.core, now, &view));
-        if let Some(i) = &mut self.out.interval {
-            link.hand_over(i);
+            feed_trouble: self.trouble,
+            private_trouble: self.private.as_ref().map(|p| p.trouble).unwrap_or_default(),
         }
     }
 
@@ -876,7 +926,8 @@ impl<'a> Feed<'a> {
         self.notify_lost(reason, delay);
     }
 
-    fn notify_lost(&self, reason: &str, delay: Nanos) {
+    fn notify_lost(&mut self, reason: &str, delay: Nanos) {
+        self.trouble.failed(reason, self.clock.now());
         self.notifier.send(Notice::ConnectionLost {
             reason: ShortText::new(reason.as_bytes()),
             retry_in_ms: (delay / MS) as u64,

@@ -8,8 +8,8 @@
 //! address without a token is refused at start.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -22,11 +22,28 @@ use crate::core::money::{Cash, Qty};
 use crate::core::time::{MS, Nanos, format_rfc3339};
 use hdrhistogram::Histogram;
 
+use crate::side::explain::{PauseRules, pause_detail, spread_bps};
+use crate::side::history::History;
 use crate::side::metrics::MetricsInput;
-use crate::side::status::{LatencyRow, StageHists, StatusFeed, StatusSnapshot, WorkerReport};
+use crate::side::status::{
+    LatencyRow, LinkTrouble, StageHists, StatusFeed, StatusSnapshot, WorkerReport,
+};
 
-/// The page, with its CSS and script inline (no CDN: the box may be offline).
-const PAGE: &str = include_str!("dashboard.html");
+/// The page's template: its CSS and script inline (no CDN: the box may be offline).
+const TEMPLATE: &str = include_str!("dashboard.html");
+
+/// The page with the charting library (uPlot, vendored with its licence in `vendor/uplot/`)
+/// inlined, so a remote viewer's `?token=` authorises everything with one request.
+static PAGE: LazyLock<String> = LazyLock::new(|| {
+    TEMPLATE
+        .replace("/*UPLOT_CSS*/", UPLOT_CSS)
+        .replace("/*UPLOT_JS*/", UPLOT_JS)
+});
+
+/// uPlot's stylesheet.
+pub const UPLOT_CSS: &str = include_str!("vendor/uplot/uPlot.min.css");
+/// uPlot's script (the IIFE build: defines the global `uPlot`).
+pub const UPLOT_JS: &str = include_str!("vendor/uplot/uPlot.iife.min.js");
 
 /// A snapshot older than this means the feed thread is not publishing: not healthy.
 const SNAPSHOT_STALE: Duration = Duration::from_secs(2);
@@ -42,6 +59,10 @@ pub struct DashboardConfig {
     pub symbol: String,
     /// No frame for this long: the feed is stale.
     pub feed_timeout_ns: Nanos,
+    /// The venue is the Kraken simulator (`wildbot demo`).
+    pub simulator: bool,
+    /// The pause rules' thresholds, to say how far the market is from them.
+    pub rules: PauseRules,
 }
 
 /// A running dashboard.
@@ -184,6 +205,7 @@ pub fn start(
                 snap: None,
                 latency: StageHists::default(),
                 worker: None,
+                history: History::default(),
             };
             serve(&server, &feed, worker.as_ref(), &mut view, &flag);
         })
@@ -203,11 +225,14 @@ struct View {
     snap: Option<(StatusSnapshot, Instant)>,
     latency: StageHists,
     worker: Option<WorkerReport>,
+    /// The session so far, for the charts.
+    history: History,
 }
 
 impl View {
     fn take_news(&mut self, feed: &StatusFeed, worker: Option<&Receiver<WorkerReport>>) {
         while let Ok(s) = feed.snapshots.try_recv() {
+            self.history.record(&s);
             self.snap = Some((s, Instant::now()));
         }
         feed.collect_latency(&mut self.latency);
@@ -273,8 +298,13 @@ fn respond(req: tiny_http::Request, view: &View) {
         )
     } else {
         match path {
-            "/" | "/index.html" => (200, "text/html; charset=utf-8", PAGE.to_string()),
+            "/" | "/index.html" => (200, "text/html; charset=utf-8", PAGE.clone()),
             "/api/status" => (200, "application/json", status_json(view).to_string()),
+            "/api/history" => (
+                200,
+                "application/json",
+                view.history.to_json(since(&url)).to_string(),
+            ),
             "/health" => {
                 let (code, v) = health(view);
                 (code, "application/json", v.to_string())
@@ -295,6 +325,28 @@ fn respond(req: tiny_http::Request, view: &View) {
         resp = resp.with_header(header("WWW-Authenticate", "Bearer"));
     }
     let _ = req.respond(resp);
+}
+
+/// `since=SECONDS` from the query string.
+fn since(url: &str) -> Option<f64> {
+    let (_, q) = url.split_once('?')?;
+    q.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "since")
+        .and_then(|(_, v)| v.parse().ok())
+        .filter(|v: &f64| v.is_finite())
+}
+
+/// A link's state and trouble for `/api/status`.
+fn link_json(state: &str, connects: u64, lost: u64, t: &LinkTrouble) -> Value {
+    json!({
+        "state": state,
+        "connects": connects,
+        "lost": lost,
+        "failures_in_row": t.failures_in_row,
+        "last_error": t.last_error.map(|(e, _)| e.as_str().into_owned()),
+        "last_error_at": t.last_error.map(|(_, at)| format_rfc3339(at)),
+    })
 }
 
 /// Milliseconds since the snapshot's last frame, counting the time since it arrived.
@@ -389,6 +441,8 @@ fn status_json(view: &View) -> Value {
             "symbol": view.cfg.symbol,
             "state": "starting",
             "feed": feed,
+            "simulator": view.cfg.simulator,
+            "venue": if view.cfg.simulator { "simulator" } else { "kraken" },
             "uptime_s": view.started.elapsed().as_secs_f64(),
             "latency": latency,
         });
@@ -439,12 +493,9 @@ fn status_json(view: &View) -> Value {
     for r in Rule::ALL {
         pauses.insert(r.name().into(), json!(s.pause_counts[r as usize]));
     }
-    let spread_bps = match (s.best_bid, s.best_ask, s.microprice) {
-        (Some(b), Some(a), Some(m)) if m > 0.0 => {
-            Some((a.to_f64(pp) - b.to_f64(pp)) / m * 10_000.0)
-        }
-        _ => None,
-    };
+    let spread_bps = spread_bps(s);
+    let base = view.cfg.symbol.split('/').next().unwrap_or("");
+    let c = &s.counters;
     let closed = s.wins + s.losses;
     json!({
         "live_mode": s.live,
@@ -454,6 +505,14 @@ fn status_json(view: &View) -> Value {
         "state": s.state.name(),
         "state_text": state_text(s.state),
         "paused_by": match s.state { TradingState::Paused(r) => Some(r.name()), _ => None },
+        "pause_detail": pause_detail(s, &view.cfg.rules, base),
+        "simulator": view.cfg.simulator,
+        "venue": if view.cfg.simulator { "simulator" } else { "kraken" },
+        "links": {
+            "feed": link_json(feed, c.connects, c.reconnects, &s.feed_trouble),
+            "private": link_json(s.private_link, c.private_connects, c.private_reconnects,
+                &s.private_trouble),
+        },
         "feed": feed,
         "feed_fresh": fresh,
         "last_frame_age_ms": frame_age_ms(s, *received),

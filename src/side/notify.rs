@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::core::event::{Alert, AlertKind, AlertLevel, OrderRequest};
+use crate::core::event::{Alert, AlertKind, AlertLevel, Control, OrderRequest};
 use crate::core::money::{Cash, Precision, Qty};
 use crate::side::telegram::{Figures, Outgoing};
 
@@ -384,6 +384,17 @@ fn alert_text(a: Alert, p: Precision) -> String {
             reported.show(p.qty),
             crate::core::money::Fixed::new(i128::from(expected), p.qty)
         ),
+        AlertKind::Operator { control, position } => match control {
+            Control::Pause => {
+                "PAUSED by the operator: no new entries; exits and stops still run (/resume)".into()
+            }
+            Control::Resume => "RESUMED by the operator: quoting again".into(),
+            Control::Flatten => format!(
+                "FLATTEN by the operator: exiting the own position of {} at market, then paused \
+                 (/resume)",
+                crate::core::money::Fixed::new(i128::from(position), p.qty)
+            ),
+        },
         AlertKind::DriftResolved => {
             "position drift resolved: the exchange's balance agrees again; quoting resumes".into()
         }
@@ -460,6 +471,10 @@ mod tests {
                 expected: 2,
             },
             AlertKind::DriftResolved,
+            AlertKind::Operator {
+                control: Control::Flatten,
+                position: 100_000,
+            },
             AlertKind::InstrumentChanged,
             AlertKind::OrderSlotsFull,
             AlertKind::ExchangeStatus,

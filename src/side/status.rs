@@ -25,6 +25,7 @@ use crate::core::event::{OrderRequest, Rule};
 use crate::core::money::{Cash, FinePrice, Precision, Price, Qty};
 use crate::core::orders::{MAX_ORDERS, OrderState};
 use crate::core::time::{Nanos, SEC};
+use crate::side::notify::ShortText;
 
 /// Trades the dashboard shows.
 pub const TRADES_SHOWN: usize = 20;
@@ -298,6 +299,33 @@ pub struct StatusSnapshot {
     pub order_transport: &'static str,
     /// Ticks on which each rule held something back.
     pub pause_counts: [u64; Rule::COUNT],
+    /// The public feed's trouble.
+    pub feed_trouble: LinkTrouble,
+    /// The private stream's trouble.
+    pub private_trouble: LinkTrouble,
+}
+
+/// A link's recent trouble, for the dashboard: why it is (or was last) down and how many
+/// tries in a row have failed. `Copy` and fixed-size, so keeping it never allocates.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LinkTrouble {
+    /// Connection attempts that failed, or connections lost, since the link last worked.
+    pub failures_in_row: u32,
+    /// The last error and when it happened (feed clock).
+    pub last_error: Option<(ShortText, Nanos)>,
+}
+
+impl LinkTrouble {
+    /// An attempt failed, or the connection was lost, at `now`.
+    pub fn failed(&mut self, why: &str, now: Nanos) {
+        self.failures_in_row = self.failures_in_row.saturating_add(1);
+        self.last_error = Some((ShortText::new(why.as_bytes()), now));
+    }
+
+    /// The link works again (the last error stays on show, as history).
+    pub fn working(&mut self) {
+        self.failures_in_row = 0;
+    }
 }
 
 /// What the feed thread knows beside the core, for a [`StatusSnapshot`].
@@ -317,6 +345,10 @@ pub struct FeedView {
     pub private_link: &'static str,
     /// `rest` or `ws`.
     pub order_transport: &'static str,
+    /// The public feed's trouble.
+    pub feed_trouble: LinkTrouble,
+    /// The private stream's trouble.
+    pub private_trouble: LinkTrouble,
 }
 
 impl StatusSnapshot {
@@ -379,7 +411,30 @@ impl StatusSnapshot {
             trades,
             counters: feed.counters,
             pause_counts: *core.pause_counts(),
+            feed_trouble: feed.feed_trouble,
+            private_trouble: feed.private_trouble,
         }
+    }
+}
+
+#[cfg(test)]
+impl StatusSnapshot {
+    /// A snapshot of a fresh core with no book, for tests of what reads snapshots.
+    pub(crate) fn blank() -> StatusSnapshot {
+        let settings = crate::core::settings::Settings::default();
+        let core = Core::new(&settings, 1).expect("default settings are valid");
+        let feed = FeedView {
+            live_fallback: false,
+            connected: true,
+            last_frame_at: 0,
+            precision: Precision::default(),
+            counters: Counters::default(),
+            private_link: "off",
+            order_transport: "rest",
+            feed_trouble: LinkTrouble::default(),
+            private_trouble: LinkTrouble::default(),
+        };
+        StatusSnapshot::capture(&core, 0, &feed)
     }
 }
 

@@ -60,7 +60,12 @@ pub enum Outgoing {
         /// Live trading.
         live: bool,
     },
+    /// An answer to the operator's command: goes before alerts, within Telegram's limits.
+    Reply(String),
 }
+
+/// Answers kept waiting; older ones beyond this are dropped (the operator can ask again).
+pub const REPLY_BACKLOG: usize = 20;
 
 /// Which slot a message used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +74,8 @@ pub enum Slot {
     Alert,
     /// The periodic PnL update.
     Pnl,
+    /// An answer to a command.
+    Reply,
 }
 
 /// Timing of the outbox.
@@ -108,6 +115,7 @@ pub struct Outbox {
     live: bool,
     critical: VecDeque<String>,
     alerts: VecDeque<String>,
+    replies: VecDeque<String>,
     pnl: Option<Figures>,
     last_alert: Option<f64>,
     last_pnl: Option<f64>,
@@ -140,6 +148,7 @@ impl Outbox {
             live,
             critical: VecDeque::new(),
             alerts: VecDeque::new(),
+            replies: VecDeque::new(),
             pnl: None,
             last_alert: None,
             last_pnl: None,
@@ -182,13 +191,23 @@ impl Outbox {
                 self.pnl = Some(f);
             }
             Outgoing::Mode { live } => self.live = live,
+            Outgoing::Reply(text) => {
+                self.replies.push_back(text);
+                while self.replies.len() > REPLY_BACKLOG {
+                    self.replies.pop_front();
+                    self.dropped += 1;
+                }
+            }
         }
     }
 
     /// Whether anything waits to be sent (the daily summary aside).
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.critical.is_empty() && self.alerts.is_empty() && self.pnl.is_none()
+        self.critical.is_empty()
+            && self.alerts.is_empty()
+            && self.replies.is_empty()
+            && self.pnl.is_none()
     }
 
     /// Critical messages waiting.
@@ -215,6 +234,16 @@ impl Outbox {
             self.critical.push_back(text);
             self.day = day;
             self.day_start = self.latest;
+        }
+        if let Some(r) = self.replies.pop_front() {
+            let text = format!("{}{}", self.prefix(), truncate(&r, MAX_TEXT - 40));
+            self.in_flight = Some(InFlight {
+                slot: Slot::Reply,
+                critical: Vec::new(),
+                alerts: vec![r],
+                pnl: None,
+            });
+            return Some(text);
         }
         let alert_due = self
             .last_alert
@@ -305,6 +334,7 @@ impl Outbox {
             match m.slot {
                 Slot::Alert => self.last_alert = Some(now),
                 Slot::Pnl => self.last_pnl = Some(now),
+                Slot::Reply => {}
             }
             self.last_any = Some(now);
             self.sent += 1;
@@ -321,8 +351,15 @@ impl Outbox {
         for line in m.critical.into_iter().rev() {
             self.critical.push_front(line);
         }
-        for line in m.alerts.into_iter().rev() {
-            self.alerts.push_front(line);
+        if m.slot == Slot::Reply {
+            // The answer goes again first.
+            for line in m.alerts.into_iter().rev() {
+                self.replies.push_front(line);
+            }
+        } else {
+            for line in m.alerts.into_iter().rev() {
+                self.alerts.push_front(line);
+            }
         }
         if let Some(f) = m.pnl
             && self.pnl.is_none()
@@ -417,14 +454,36 @@ pub struct TelegramReport {
 }
 
 /// A running Telegram thread; it ends (after draining) when every sender is dropped.
-#[derive(Debug)]
 pub struct Telegram {
     /// Where to send.
     pub tx: Sender<Outgoing>,
     handle: JoinHandle<TelegramReport>,
+    token: String,
+    chat_id: String,
+}
+
+impl std::fmt::Debug for Telegram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telegram")
+            .field("token", &"<redacted>")
+            .field("chat_id", &self.chat_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Telegram {
+    /// The bot token (for the commands thread; never logged).
+    #[must_use]
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The operator's chat.
+    #[must_use]
+    pub fn chat_id(&self) -> &str {
+        &self.chat_id
+    }
+
     /// Waits for the thread (which drains for at most its `drain` time).
     #[must_use]
     pub fn finish(self) -> TelegramReport {
@@ -445,11 +504,17 @@ fn now_s() -> f64 {
 /// The thread cannot be spawned.
 pub fn start(cfg: TelegramConfig) -> Result<Telegram, TelegramError> {
     let (tx, rx) = bounded(CAPACITY);
+    let (token, chat_id) = (cfg.token.clone(), cfg.chat_id.clone());
     let handle = std::thread::Builder::new()
         .name("telegram".into())
         .spawn(move || run(&cfg, &rx))
         .map_err(TelegramError::Thread)?;
-    Ok(Telegram { tx, handle })
+    Ok(Telegram {
+        tx,
+        handle,
+        token,
+        chat_id,
+    })
 }
 
 /// Why the Telegram worker could not start.

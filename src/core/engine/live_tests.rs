@@ -645,3 +645,73 @@ fn kraken_announcing_a_higher_tier_gives_the_rate_counter_its_room() {
     r.order(SEC, OrderEvent::RateCount { centi: 12_000 });
     assert!((r.core.rate_value(SEC) - 120.0).abs() < 1e-9);
 }
+
+#[test]
+fn the_operators_pause_flatten_and_resume_go_through_the_risk_rules() {
+    // 0.5 BTC of the user's: a flatten exits the bot's own lot and never touches the rest.
+    let s = live(|s| {
+        s.fill_cooldown_ms = 0;
+        s.momentum_filter_enabled = false;
+    });
+    let mut r = Run::funded(&s, 10_000, BTC / 2);
+    let out = r.frame(SEC, &snap(59_999.9, 60_000.1));
+    let entry = sent(&out)[0];
+    r.order(SEC + MS, OrderEvent::Accepted { cl_id: entry.cl_id });
+    // /pause: the resting entry is cancelled, nothing new is quoted.
+    let out = r.ev(2 * SEC, Event::Control(Control::Pause));
+    assert_eq!(cancels(&out), 1);
+    assert!(sent(&out).is_empty());
+    assert!(alerts(&out).contains(&AlertKind::Operator {
+        control: Control::Pause,
+        position: 0
+    }));
+    r.order(
+        2 * SEC + MS,
+        OrderEvent::Cancelled {
+            cl_id: entry.cl_id,
+            reason: CancelReason::Requested,
+        },
+    );
+    let out = r.frame(3 * SEC, &snap(59_999.9, 60_000.1));
+    assert!(sent(&out).is_empty(), "paused: {out:?}");
+    assert_eq!(r.core.state(), TradingState::Paused(Rule::Operator));
+    // /resume: quoting again; the entry fills and the exit rests.
+    let out = r.ev(4 * SEC, Event::Control(Control::Resume));
+    let buy = sent(&out)[0];
+    assert_eq!((buy.side, buy.purpose), (Side::Buy, Purpose::Entry));
+    let exit = sent(&r.fill(5 * SEC, &buy, LOT))
+        .into_iter()
+        .find(|o| o.purpose == Purpose::Exit)
+        .expect("an exit");
+    r.order(5 * SEC + 3 * MS, OrderEvent::Accepted { cl_id: exit.cl_id });
+    // /flatten: the passive exit is cancelled first, then one force exit of the own lot.
+    let out = r.ev(6 * SEC, Event::Control(Control::Flatten));
+    assert_eq!(cancels(&out), 1);
+    assert!(sent(&out).is_empty(), "never two sells at once");
+    let forced = sent(&r.order(
+        6 * SEC + MS,
+        OrderEvent::Cancelled {
+            cl_id: exit.cl_id,
+            reason: CancelReason::Requested,
+        },
+    ));
+    assert_eq!(forced.len(), 1);
+    assert_eq!(
+        (
+            forced[0].side,
+            forced[0].purpose,
+            forced[0].ioc,
+            forced[0].qty
+        ),
+        (Side::Sell, Purpose::ForceExit, true, Qty(LOT))
+    );
+    // Flat: the latch ends, and the bot stays paused until /resume.
+    r.fill(6 * SEC + 2 * MS, &forced[0], LOT);
+    assert_eq!(r.core.account().position, 0);
+    let out = r.frame(7 * SEC, &snap(59_999.9, 60_000.1));
+    assert!(sent(&out).is_empty());
+    assert_eq!(r.core.account().baseline, Qty(BTC / 2));
+    let out = r.ev(8 * SEC, Event::Control(Control::Resume));
+    assert_eq!(sent(&out).len(), 1, "quoting again: {out:?}");
+    assert_eq!(sent(&out)[0].side, Side::Buy);
+}

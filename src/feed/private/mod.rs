@@ -31,6 +31,7 @@ use crate::exec::ws_entry::WsEntry;
 use crate::feed::supervisor::{Link, Supervisor};
 use crate::feed::ws::{Connection, Endpoint};
 use crate::side::notify::{AlertText, Notice};
+use crate::side::status::LinkTrouble;
 use ledger::Booked;
 use parse::{Ack, Frame};
 
@@ -110,6 +111,8 @@ pub struct PrivateLink {
     pub entry: Option<WsEntry>,
     /// Counters.
     pub counters: PrivateCounters,
+    /// Why the stream is (or was last) down, for the dashboard.
+    pub trouble: LinkTrouble,
 }
 
 /// How the private link is set up.
@@ -163,6 +166,7 @@ impl PrivateLink {
             quote_names: names(q),
             entry: setup.entry,
             counters: PrivateCounters::default(),
+            trouble: LinkTrouble::default(),
         }
     }
 
@@ -298,6 +302,7 @@ impl super::Feed<'_> {
             Err(e) => {
                 let now = self.clock.now();
                 let delay = p.sup.schedule_reconnect(now);
+                p.trouble.failed(&format!("no token: {e}"), now);
                 log::warn!(
                     "private stream: no token ({e}); retrying in {} ms",
                     delay / MS
@@ -310,6 +315,7 @@ impl super::Feed<'_> {
         self.entry_lost();
         let Some(p) = &mut self.private else { return };
         p.gave_up = true;
+        p.trouble.failed(why, self.clock.now());
         match p.conn.take() {
             Some(c) => c.close(self.poll.registry()),
             None => p.lost_while_reading = true,
@@ -335,6 +341,7 @@ impl super::Feed<'_> {
             Err(e) => {
                 p.token = None;
                 let delay = p.sup.schedule_reconnect(now);
+                p.trouble.failed(&format!("connect failed: {e}"), now);
                 log::warn!(
                     "private stream: connect failed ({e}); retrying in {} ms",
                     delay / MS
@@ -369,6 +376,7 @@ impl super::Feed<'_> {
         p.token = None;
         p.exec_seq = None;
         let delay = p.sup.lost(self.clock.now());
+        p.trouble.failed(reason, self.clock.now());
         p.counters.reconnects += 1;
         let was = p.healthy;
         self.set_private_health(false);
@@ -445,6 +453,7 @@ impl super::Feed<'_> {
                 if open && !was_open {
                     if let Some(p) = &mut self.private {
                         p.sup.opened(self.clock.now());
+                        p.trouble.working();
                         p.counters.connects += 1;
                     }
                     self.private_subscribe();
