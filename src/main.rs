@@ -56,6 +56,21 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Check this machine for running the bot on a dedicated core: pass / warn / fail, with
+    /// the fix (core isolation, governor, clock source, time sync, limits, journal, keys,
+    /// endpoints). Exit 1 if a check fails. Secrets are never printed.
+    Doctor {
+        /// Config file (default: config/wildbot.toml beside the working directory or the
+        /// binary, or /etc/wildbot/wildbot.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override a config key (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Print the findings as one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure the core on a synthetic BTC/USD stream: throughput, per-tick latency, allocations.
     Bench {
         /// Ticks to measure.
@@ -222,6 +237,9 @@ fn main() -> ExitCode {
             jobs,
         } => commands::sweep(config.as_deref(), &input, &grid, &set, csv, jobs),
         Command::CheckConfig { file } => commands::check_config(&file),
+        Command::Doctor { config, set, json } => {
+            wildbot::app::doctor::doctor(config.as_deref(), &set, json)
+        }
         Command::VerifyFeed {
             depth,
             price_precision,

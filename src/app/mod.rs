@@ -6,5 +6,6 @@
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub mod output;
 pub mod session;
