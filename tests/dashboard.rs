@@ -250,6 +250,31 @@ fn health_is_503_while_the_feed_is_silent() {
 }
 
 #[test]
+fn fill_and_websocket_order_latencies_reach_the_api_and_metrics() {
+    let bot = demo(&["--transport", "ws"]);
+    let s = status_until(&bot.url, Duration::from_secs(60), |s| {
+        s["latency"]["fill_to_core"]["count"].as_u64().unwrap_or(0) > 0
+            && s["latency"]["intent_to_ack_ws"]["count"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0
+    });
+    for stage in ["fill_to_core", "intent_to_ack_ws"] {
+        let r = &s["latency"][stage];
+        assert!(r["p50_ns"].as_u64().unwrap() > 0, "{stage}: {r}");
+        assert!(r["p50_ns"].as_u64() <= r["max_ns"].as_u64());
+    }
+    let m = get(&format!("{}/metrics", bot.url), None).body;
+    for stage in ["fill_to_core", "intent_to_ack_ws"] {
+        let needle = format!("wildbot_latency_seconds_count{{stage=\"{stage}\"}}");
+        assert!(m.contains(&needle), "{needle} missing:\n{m}");
+    }
+    bot.signal("INT");
+    let (code, _, stderr) = bot.wait(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
 fn a_pause_names_the_threshold_it_waits_on_and_the_value_now() {
     let bot = demo(&["--set", "min_volatility_bps=9000"]);
     let s = status_until(&bot.url, Duration::from_secs(30), |s| {

@@ -253,6 +253,8 @@ pub struct WsEntry {
     effects: VecDeque<Effect>,
     /// Intent → Kraken's answer, adds and amends.
     pub intent_to_ack: hdrhistogram::Histogram<u64>,
+    /// The last sample of `intent_to_ack`, not yet taken.
+    last_ack: Option<Nanos>,
     /// What it counted.
     pub stats: EntryStats,
 }
@@ -276,6 +278,7 @@ impl WsEntry {
             counter: TradingCounter::new(tier, RESERVE),
             effects: VecDeque::with_capacity(64),
             intent_to_ack: crate::side::status::histogram(),
+            last_ack: None,
             stats: EntryStats::default(),
         }
     }
@@ -595,7 +598,7 @@ impl WsEntry {
             }));
             return;
         }
-        let _ = self.intent_to_ack.record((now - a.since).max(1) as u64);
+        self.acked(now - a.since);
         self.slots[i].aged_from = now;
         self.effects.push_back(Effect::Worker(Command::Track {
             req: order,
@@ -603,6 +606,17 @@ impl WsEntry {
         }));
         self.effects
             .push_back(Effect::Core(OrderEvent::Accepted { cl_id: order.cl_id }));
+    }
+
+    fn acked(&mut self, ns: Nanos) {
+        let _ = self.intent_to_ack.record(ns.max(1) as u64);
+        self.last_ack = Some(ns);
+    }
+
+    /// The intent → answer time of the last add or amend answered, once (the feed thread
+    /// hands it to the dashboard's histograms).
+    pub fn take_last_ack(&mut self) -> Option<Nanos> {
+        self.last_ack.take()
     }
 
     fn amend_answered(
@@ -616,7 +630,7 @@ impl WsEntry {
         self.stats.orders_sent += 1;
         if r.success {
             self.stats.amends += 1;
-            let _ = self.intent_to_ack.record((now - since).max(1) as u64);
+            self.acked(now - since);
             // Kraken counts the order's age from its last amend.
             self.slots[i].aged_from = now;
             self.rebind(i, new);

@@ -282,8 +282,6 @@ struct Feed<'a> {
     private: Option<PrivateLink>,
     /// Every fill, from the stream or a poll, booked once.
     ledger: FillLedger,
-    /// A fill's arrival (private socket, or the poll's answer) → booked in the core.
-    fill_to_core: hdrhistogram::Histogram<u64>,
     /// The text of the WebSocket order request being sent (reused).
     request_text: String,
     precision: Precision,
@@ -398,7 +396,6 @@ impl<'a> Feed<'a> {
             restored: parts.restored,
             private,
             ledger: FillLedger::default(),
-            fill_to_core: crate::side::status::histogram(),
             request_text: String::with_capacity(512),
             precision,
             conn: None,
@@ -548,9 +545,8 @@ impl<'a> Feed<'a> {
                 let rx = self.clock.now();
                 if let Some(ev) = self.ledger.on_totals(origin, cl_id, totals, &view) {
                     self.deliver(ev);
-                    let _ = self
-                        .fill_to_core
-                        .record((self.clock.now() - rx).max(1) as u64);
+                    let ns = self.clock.now() - rx;
+                    self.out.record(|h| &mut h.fill_to_core, ns);
                 }
             }
             WorkerEvent::Bound { origin, cl_id } => self.ledger.bind(origin, cl_id, &view),
@@ -1030,7 +1026,7 @@ impl<'a> Feed<'a> {
             orders_per_s: counters.orders_placed as f64
                 / ((now - self.clock.epoch) as f64 / 1e9).max(1e-9),
             private_link: self.private_state().name(),
-            fill_to_core: crate::side::status::LatencyRow::of(&self.fill_to_core),
+            fill_to_core: crate::side::status::LatencyRow::of(&self.out.total.fill_to_core),
             private_snapshots: self.private.as_ref().map_or(0, |p| p.counters.snapshots),
             private_sequence_gaps: self
                 .private

@@ -87,6 +87,10 @@ pub struct StageHists {
     pub tick_to_intent: Histogram<u64>,
     /// Frame received → the core is done with it (every frame).
     pub frame_to_done: Histogram<u64>,
+    /// A fill's arrival (private socket, or a poll's answer) → booked in the core.
+    pub fill_to_core: Histogram<u64>,
+    /// Order intent → Kraken's answer on the authenticated WebSocket (`order_transport = "ws"`).
+    pub intent_to_ack_ws: Histogram<u64>,
 }
 
 impl Default for StageHists {
@@ -97,39 +101,47 @@ impl Default for StageHists {
             strategy: histogram(),
             tick_to_intent: histogram(),
             frame_to_done: histogram(),
+            fill_to_core: histogram(),
+            intent_to_ack_ws: histogram(),
         }
     }
 }
 
 impl StageHists {
     /// Stage names, as in the table, `/api/status` and `/metrics`.
-    pub const NAMES: [&'static str; 5] = [
+    pub const NAMES: [&'static str; 7] = [
         "frame_to_parsed",
         "book_apply",
         "strategy",
         "tick_to_intent",
         "frame_to_done",
+        "fill_to_core",
+        "intent_to_ack_ws",
     ];
 
     /// Each stage's histogram, in [`StageHists::NAMES`] order.
     #[must_use]
-    pub fn all(&self) -> [&Histogram<u64>; 5] {
+    pub fn all(&self) -> [&Histogram<u64>; 7] {
         [
             &self.parse,
             &self.book,
             &self.strategy,
             &self.tick_to_intent,
             &self.frame_to_done,
+            &self.fill_to_core,
+            &self.intent_to_ack_ws,
         ]
     }
 
-    fn all_mut(&mut self) -> [&mut Histogram<u64>; 5] {
+    fn all_mut(&mut self) -> [&mut Histogram<u64>; 7] {
         [
             &mut self.parse,
             &mut self.book,
             &mut self.strategy,
             &mut self.tick_to_intent,
             &mut self.frame_to_done,
+            &mut self.fill_to_core,
+            &mut self.intent_to_ack_ws,
         ]
     }
 
@@ -149,7 +161,7 @@ impl StageHists {
 
     /// Name and percentiles of each stage.
     #[must_use]
-    pub fn rows(&self) -> [(&'static str, LatencyRow); 5] {
+    pub fn rows(&self) -> [(&'static str, LatencyRow); 7] {
         let h = self.all();
         std::array::from_fn(|i| (Self::NAMES[i], LatencyRow::of(h[i])))
     }

@@ -632,9 +632,8 @@ impl super::Feed<'_> {
                 let fill = matches!(ev, OrderEvent::Fill { .. });
                 self.deliver(ev);
                 if fill {
-                    let _ = self
-                        .fill_to_core
-                        .record((self.clock.now() - rx).max(1) as u64);
+                    let ns = self.clock.now() - rx;
+                    self.out.record(|h| &mut h.fill_to_core, ns);
                 }
             }
         });

@@ -96,6 +96,9 @@ impl super::super::Feed<'_> {
                     order_id: utf8(a.order_id),
                 },
             );
+            if let Some(ns) = e.take_last_ack() {
+                self.out.record(|h| &mut h.intent_to_ack_ws, ns);
+            }
         }
         self.entry_effects();
         if a.success {
