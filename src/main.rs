@@ -136,6 +136,20 @@ enum Command {
         /// Parallel runs (default: every core).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Run only the I-th of N slices of the grid (I from 1; the same slices on every
+        /// machine); `sweep-merge` ranks the shards' CSVs together.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+    },
+    /// Rank the CSVs of a sharded sweep (`sweep --csv --shard I/N` on each machine) as one
+    /// machine's sweep of the whole grid would.
+    SweepMerge {
+        /// The shards' CSV files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print CSV instead of the table.
+        #[arg(long)]
+        csv: bool,
     },
     /// Start the Kraken simulator on a free loopback port and run the bot against it.
     Demo {
@@ -235,7 +249,19 @@ fn main() -> ExitCode {
             set,
             csv,
             jobs,
-        } => commands::sweep(config.as_deref(), &input, &grid, &set, csv, jobs),
+            shard,
+        } => commands::sweep(
+            config.as_deref(),
+            &input,
+            &commands::SweepGrid {
+                grid: &grid,
+                set: &set,
+                shard: shard.as_deref(),
+            },
+            csv,
+            jobs,
+        ),
+        Command::SweepMerge { files, csv } => commands::sweep_merge(&files, csv),
         Command::CheckConfig { file } => commands::check_config(&file),
         Command::Doctor { config, set, json } => {
             wildbot::app::doctor::doctor(config.as_deref(), &set, json)

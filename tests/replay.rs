@@ -222,3 +222,84 @@ fn order_and_feed_latency_delay_the_first_fill() {
     ]);
     assert!(none < order && order <= both, "{none} {order} {both}");
 }
+
+#[test]
+fn a_sweep_sharded_across_machines_merges_to_the_one_machine_result() {
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/sim-btcusd-seed7-60s.jsonl"
+    );
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/config/wildbot.toml");
+    let sweep = |extra: &[&str]| {
+        let out = bin()
+            .args(["sweep", "--config", cfg, "--input", sample, "--csv"])
+            .args(["--grid", "entry_offset_bps=5,10,20"])
+            .args(["--grid", "exit_offset_bps=0.1,36"])
+            .args(["--set", "maker_fee_bps=0", "--set", "profit_bps=0"])
+            .args(["--set", "min_volatility_bps=0", "--jobs", "2"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let whole = sweep(&[]);
+    assert_eq!(whole.lines().count(), 7);
+    let dir = std::env::temp_dir().join(format!("wildbot-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for n in [2usize, 4] {
+        let mut files = Vec::new();
+        let mut rows = 0;
+        for i in 1..=n {
+            let part = sweep(&["--shard", &format!("{i}/{n}")]);
+            rows += part.lines().count() - 1;
+            let f = dir.join(format!("shard-{i}-of-{n}.csv"));
+            std::fs::write(&f, part).unwrap();
+            files.push(f);
+        }
+        assert_eq!(rows, 6, "{n} shards cover the grid once");
+        let merged = bin()
+            .arg("sweep-merge")
+            .args(&files)
+            .arg("--csv")
+            .output()
+            .unwrap();
+        assert!(merged.status.success());
+        assert_eq!(
+            String::from_utf8(merged.stdout).unwrap(),
+            whole,
+            "{n} shards merged = one machine"
+        );
+    }
+    // The table form, and a shard that is not a slice.
+    let table = bin()
+        .arg("sweep-merge")
+        .arg(dir.join("shard-1-of-2.csv"))
+        .arg(dir.join("shard-2-of-2.csv"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .trim_start()
+            .starts_with("entry_offset_bps")
+    );
+    assert_eq!(text.lines().count(), 7);
+    let bad = bin()
+        .args(["sweep", "--config", cfg, "--input", sample])
+        .args(["--grid", "entry_offset_bps=5,10", "--shard", "3/2"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--shard 3/2"));
+    let not_csv = bin().arg("sweep-merge").arg(sample).output().unwrap();
+    assert_eq!(not_csv.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&not_csv.stderr).contains("not a sweep CSV"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -12,7 +12,7 @@ use crate::app::config::{
     Config, ConfigError, Layer, load_config, parse_overrides, resolve_config_path,
 };
 use crate::backtest::error::BacktestError;
-use crate::backtest::sweep::{Axis, combinations};
+use crate::backtest::sweep::{Axis, Shard, combinations};
 use crate::backtest::verify::{VerifyOptions, verify};
 use crate::core::paper::FillModel;
 
@@ -159,12 +159,12 @@ pub fn replay(config: Option<&Path>, input: &Path, set: &[String], json: bool) -
 pub fn sweep(
     config: Option<&Path>,
     input: &Path,
-    grid: &[String],
-    set: &[String],
+    g: &SweepGrid<'_>,
     csv: bool,
     jobs: Option<usize>,
 ) -> ExitCode {
-    let axes = match grid
+    let axes = match g
+        .grid
         .iter()
         .map(|g| Axis::parse(g))
         .collect::<Result<Vec<_>, _>>()
@@ -172,7 +172,11 @@ pub fn sweep(
         Ok(a) => a,
         Err(e) => return usage_error(&e.to_string()),
     };
-    let fixed = match parse_overrides(set) {
+    let shard = match g.shard.map(Shard::parse).transpose() {
+        Ok(s) => s,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let fixed = match parse_overrides(g.set) {
         Ok(f) => f,
         Err(e) => return usage_error(&e.to_string()),
     };
@@ -184,7 +188,17 @@ pub fn sweep(
         Ok(d) => d,
         Err(e) => return usage_error(&format!("cannot read {}: {e}", input.display())),
     };
-    let combos = combinations(&axes);
+    let mut combos = combinations(&axes);
+    if let Some(sh) = shard {
+        let total = combos.len();
+        combos = sh.take(combos);
+        errln(&format!(
+            "sweep: shard {}/{}: {} of {total} combinations",
+            sh.index,
+            sh.of,
+            combos.len()
+        ));
+    }
 
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let started = Instant::now();
@@ -209,6 +223,45 @@ pub fn sweep(
             ExitCode::SUCCESS
         }
         Err(e @ BacktestError::NotFeed(_)) => usage_error(&format!("{}: {e}", input.display())),
+        Err(e) => usage_error(&e.to_string()),
+    }
+}
+
+/// What a sweep varies: the `--grid` axes, the fixed `--set` overrides, and the `--shard`.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepGrid<'a> {
+    /// `KEY=V1,V2,...` axes.
+    pub grid: &'a [String],
+    /// `KEY=VALUE` overrides for every run.
+    pub set: &'a [String],
+    /// `I/N`: this machine's slice.
+    pub shard: Option<&'a str>,
+}
+
+/// `sweep-merge`: the shards' CSVs ranked together (table, or `--csv`).
+#[must_use]
+pub fn sweep_merge(files: &[std::path::PathBuf], csv: bool) -> ExitCode {
+    let mut texts = Vec::with_capacity(files.len());
+    for f in files {
+        match std::fs::read_to_string(f) {
+            Ok(t) => texts.push((f.display().to_string(), t)),
+            Err(e) => return usage_error(&format!("cannot read {}: {e}", f.display())),
+        }
+    }
+    match crate::backtest::sweep::merge(&texts) {
+        Ok((head, body)) => {
+            if csv {
+                out(&crate::backtest::sweep::csv_text(&head, &body));
+            } else {
+                out(&crate::backtest::sweep::aligned(&head, &body));
+            }
+            errln(&format!(
+                "sweep-merge: {} runs from {} file(s)",
+                body.len(),
+                files.len()
+            ));
+            ExitCode::SUCCESS
+        }
         Err(e) => usage_error(&e.to_string()),
     }
 }

@@ -27,6 +27,17 @@ pub enum BacktestError {
          record), or a python-kraken-sdk fixture"
     )]
     NotFeed(&'static str),
+    /// A `--shard` argument that is not `I/N` with 1 ≤ I ≤ N.
+    #[error("--shard {0}: expected I/N with 1 <= I <= N (the I-th of N slices, counted from 1)")]
+    Shard(String),
+    /// A sweep CSV that cannot be merged with the others.
+    #[error("{file}: {why}")]
+    Merge {
+        /// The file.
+        file: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A sweep worker thread panicked.
     #[error("a sweep worker panicked")]
     Worker,
