@@ -303,3 +303,45 @@ fn a_sweep_sharded_across_machines_merges_to_the_one_machine_result() {
     assert!(String::from_utf8_lossy(&not_csv.stderr).contains("not a sweep CSV"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_replay_can_draw_order_latency_from_a_live_sessions_measured_intent_to_ack() {
+    let sample = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/sim-btcusd-seed7-60s.jsonl"
+    ));
+    // A live summary's last line, as `wildbot run --json` prints it (the fields used).
+    let summary = std::env::temp_dir().join(format!("wildbot-summary-{}.json", std::process::id()));
+    std::fs::write(
+        &summary,
+        "orders 12 ...\n{\"intent_to_ack\":{\"count\":40,\"p50_ns\":150000000,\"p90_ns\":300000000,\
+         \"p99_ns\":900000000,\"p999_ns\":1500000000,\"max_ns\":2000000000}}\n",
+    )
+    .unwrap();
+    let from = format!("order_latency_from={}", summary.display());
+    let relaxed = ["--set", "fill_model=cross", "--set", "min_volatility_bps=0"];
+    let base = json_of(&replay(sample, &relaxed));
+    let args = [&relaxed[..], &["--set", &from]].concat();
+    let a = replay(sample, &args);
+    let b = replay(sample, &args);
+    assert_eq!(a.stdout, b.stdout, "seeded draws: the same report twice");
+    let slow = json_of(&a);
+    let (none, drawn) = (
+        base["first_fill_s"].as_f64().unwrap(),
+        slow["first_fill_s"].as_f64().unwrap(),
+    );
+    assert!(
+        none < drawn,
+        "orders reach the venue 150 ms to 2 s late: the first fill comes later ({none} < {drawn})"
+    );
+    // A file without samples is refused, naming the key.
+    std::fs::write(&summary, "{\"intent_to_ack\":{\"count\":0}}\n").unwrap();
+    let bad = replay(sample, &["--set", &from]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("order_latency_from") && err.contains("no samples"),
+        "{err}"
+    );
+    std::fs::remove_file(&summary).unwrap();
+}

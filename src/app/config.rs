@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::core::book::KRAKEN_DEPTHS;
 use crate::core::money::{Decimal, NumError, Precision, write_fixed};
 use crate::core::paper::FillModel;
+use crate::core::paper::latency::LatencyQuantiles;
 use crate::core::ratecounter::Tier;
 use crate::core::settings::{OnDrawdown, Settings};
 use crate::core::time::MS;
@@ -237,6 +238,9 @@ pub struct Config {
     pub order_latency_ms: u64,
     /// Extra market-data delay to simulate: the feed shows the market this much later.
     pub feed_latency_ms: u64,
+    /// Paper order latency drawn from a live session's measured `intent_to_ack` (the path of
+    /// its `--json` summary); `""`: `order_latency_ms` for every order.
+    pub order_latency_from: String,
     // Live operation.
     pub rest_min_interval_ms: u64,
     /// Kraken's authenticated WebSocket v2 (orders and fills in real time); empty: REST
@@ -330,6 +334,7 @@ impl Default for Config {
             fill_model: None,
             order_latency_ms: s.order_latency_ms,
             feed_latency_ms: s.feed_latency_ms,
+            order_latency_from: String::new(),
             rest_min_interval_ms: 1000,
             ws_auth_url: "wss://ws-auth.kraken.com/v2".into(),
             order_transport: OrderTransport::Rest,
@@ -617,6 +622,45 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
+    /// `order_latency_from`: the `intent_to_ack` percentiles of a live session's `--json`
+    /// summary (its last JSON line), or `None` when the key is empty.
+    ///
+    /// # Errors
+    /// The file cannot be read, or holds no `intent_to_ack` with samples.
+    pub fn recorded_latency(&self) -> Result<Option<LatencyQuantiles>, ConfigError> {
+        let path = self.order_latency_from.trim();
+        if path.is_empty() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid("order_latency_from", format!("{path}: {e}")))?;
+        let row = text
+            .lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+            .find_map(|v| v.get("intent_to_ack").cloned())
+            .ok_or_else(|| {
+                invalid(
+                    "order_latency_from",
+                    format!("{path}: no intent_to_ack (expected a `wildbot run --json` summary)"),
+                )
+            })?;
+        let ns = |k: &str| row[k].as_u64().unwrap_or(0);
+        if ns("count") == 0 {
+            return Err(invalid(
+                "order_latency_from",
+                format!("{path}: intent_to_ack has no samples (a paper session measures none)"),
+            ));
+        }
+        Ok(Some(LatencyQuantiles {
+            p50_ns: ns("p50_ns"),
+            p90_ns: ns("p90_ns"),
+            p99_ns: ns("p99_ns"),
+            p999_ns: ns("p999_ns"),
+            max_ns: ns("max_ns"),
+        }))
+    }
+
     /// The instrument's decimals as configured (the instrument channel may change them).
     #[must_use]
     pub fn precision(&self) -> Precision {
@@ -732,6 +776,7 @@ impl Config {
             fill_model: self.fill_model.unwrap_or(default_fill),
             order_latency_ms: self.order_latency_ms,
             feed_latency_ms: self.feed_latency_ms,
+            recorded_latency: self.recorded_latency().ok().flatten(),
         }
     }
 
@@ -841,6 +886,7 @@ impl Config {
     /// # Errors
     /// The first [`ConfigError::Invalid`] found.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.recorded_latency()?;
         if !(self.ws_url.starts_with("ws://") || self.ws_url.starts_with("wss://")) {
             return Err(invalid("ws_url", "must start with ws:// or wss://"));
         }

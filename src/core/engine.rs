@@ -17,6 +17,7 @@ use crate::core::event::{
 use crate::core::event::{Control, Rule, Side};
 use crate::core::money::{Cash, Qty};
 use crate::core::orders::{MAX_ORDERS, Order, OrderManager, OrderState, OrderUpdate};
+use crate::core::paper::latency::{ConstantLatency, OrderLatency, RecordedLatency};
 use crate::core::paper::{MAX_PAPER_EVENTS, PaperVenue};
 use crate::core::ratecounter::{ADD_COST, Tier, TradingCounter, amend_cost, cancel_cost};
 use crate::core::settings::{OnDrawdown, Settings, SettingsError};
@@ -33,6 +34,18 @@ pub const TIMER_NS: Nanos = 100 * MS;
 
 /// Minimum time between two [`Intent::Snapshot`]s.
 pub const SNAPSHOT_INTERVAL_NS: Nanos = 250 * MS;
+
+/// The paper venue's order latency: constant, or drawn (seeded, so replays repeat) from a live
+/// session's measured percentiles, plus the feed latency either way.
+fn paper_latency(settings: &Settings) -> OrderLatency {
+    let feed = settings.feed_latency_ms as Nanos * MS;
+    match settings.recorded_latency {
+        Some(q) => OrderLatency::Recorded(RecordedLatency::new(q, feed, 1)),
+        None => OrderLatency::Constant(ConstantLatency(
+            settings.order_latency_ms as Nanos * MS + feed,
+        )),
+    }
+}
 
 /// Counters for the dashboard, metrics and reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -216,6 +229,7 @@ impl Core {
                         // frames show `order_latency + feed_latency` after it was sent.
                         (settings.order_latency_ms + settings.feed_latency_ms) as Nanos * MS,
                     )
+                    .with_latency(paper_latency(settings))
             }),
             stats: Stats::default(),
             pause_counts: [0; Rule::COUNT],

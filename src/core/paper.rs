@@ -21,12 +21,24 @@
 //! none within `fill_cooldown_ms` of the previous one. A resting order that would have filled
 //! during the cooldown simply fills later, if the market still reaches it.
 
+//! The venue's models are small traits, one file each (the shape of hftbacktest's
+//! `backtest/models/`): [`fill::FillRule`] (cross, queue), [`latency::LatencyModel`]
+//! (constant, or drawn from a live session's measured `intent_to_ack`), [`fee::FeeModel`]
+//! (maker/taker). The venue picks them through enums, so nothing is boxed or dynamic.
+
+pub mod fee;
+pub mod fill;
+pub mod latency;
+
 use crate::core::book::Book;
 use crate::core::event::{CancelReason, ClientId, OrderEvent, OrderRequest, RejectReason, Side};
 use crate::core::money::{Cash, Ppm, Price, Qty};
 use crate::core::orders::MAX_ORDERS;
 use crate::core::time::Nanos;
 use crate::core::wire::parse::Trade;
+use fee::{FeeModel, Liquidity, MakerTaker};
+use fill::FillRule;
+use latency::{ConstantLatency, LatencyModel, OrderLatency};
 
 /// Events one paper call can produce at most (one per resting order plus the new one).
 pub const MAX_PAPER_EVENTS: usize = 2 * MAX_ORDERS + 2;
@@ -52,26 +64,37 @@ impl FillModel {
     }
 }
 
+/// A paper order resting at the venue, as the fill models see it.
 #[derive(Debug, Clone, Copy)]
-struct Resting {
-    cl_id: ClientId,
-    side: Side,
-    price: Price,
-    qty: Qty,
-    filled: Qty,
+pub struct Resting {
+    /// Our id.
+    pub cl_id: ClientId,
+    /// Side.
+    pub side: Side,
+    /// Limit price.
+    pub price: Price,
+    /// Ordered quantity.
+    pub qty: Qty,
+    /// Filled so far.
+    pub filled: Qty,
     /// When it reaches the venue (placement + order latency).
-    live_at: Nanos,
+    pub live_at: Nanos,
     /// Visible quantity ahead of it at its price; `None` until it has reached the venue.
-    ahead: Option<Qty>,
-    post_only: bool,
+    pub ahead: Option<Qty>,
+    /// Post-only.
+    pub post_only: bool,
 }
 
 impl Resting {
-    fn remaining(&self) -> Qty {
+    /// What is left to fill.
+    #[must_use]
+    pub fn remaining(&self) -> Qty {
         self.qty.saturating_sub(self.filled)
     }
 
-    fn is_bid(&self) -> bool {
+    /// A buy.
+    #[must_use]
+    pub fn is_bid(&self) -> bool {
         self.side == Side::Buy
     }
 }
@@ -80,11 +103,10 @@ impl Resting {
 #[derive(Debug, Clone)]
 pub struct PaperVenue {
     resting: [Option<Resting>; MAX_ORDERS],
-    maker_fee: Ppm,
-    taker_fee: Ppm,
+    fees: MakerTaker,
     cooldown_ns: Nanos,
     model: FillModel,
-    latency_ns: Nanos,
+    latency: OrderLatency,
     last_fill_at: Option<Nanos>,
     filled_this_tick: bool,
     /// Events produced since the last [`PaperVenue::take_events`].
@@ -97,11 +119,13 @@ impl PaperVenue {
     pub fn new(maker_fee: Ppm, taker_fee: Ppm, cooldown_ns: Nanos) -> PaperVenue {
         PaperVenue {
             resting: [None; MAX_ORDERS],
-            maker_fee,
-            taker_fee,
+            fees: MakerTaker {
+                maker: maker_fee,
+                taker: taker_fee,
+            },
             cooldown_ns,
             model: FillModel::Cross,
-            latency_ns: 0,
+            latency: OrderLatency::Constant(ConstantLatency(0)),
             last_fill_at: None,
             filled_this_tick: false,
             events: Vec::with_capacity(MAX_PAPER_EVENTS * 2),
@@ -112,7 +136,14 @@ impl PaperVenue {
     #[must_use]
     pub fn with_model(mut self, model: FillModel, order_latency_ns: Nanos) -> PaperVenue {
         self.model = model;
-        self.latency_ns = order_latency_ns.max(0);
+        self.latency = OrderLatency::Constant(ConstantLatency(order_latency_ns.max(0)));
+        self
+    }
+
+    /// The same venue with another latency model.
+    #[must_use]
+    pub fn with_latency(mut self, latency: OrderLatency) -> PaperVenue {
+        self.latency = latency;
         self
     }
 
@@ -147,13 +178,13 @@ impl PaperVenue {
     }
 
     /// Reports `cum_qty` executed so far at `price` (cumulative, as Kraken does).
-    fn fill(&mut self, cl_id: ClientId, price: Price, cum_qty: Qty, fee: Ppm, now: Nanos) {
+    fn fill(&mut self, cl_id: ClientId, price: Price, cum_qty: Qty, lq: Liquidity, now: Nanos) {
         let cost = Cash::notional(price, cum_qty);
         self.emit(OrderEvent::Fill {
             cl_id,
             cum_qty,
             cum_cost: cost,
-            cum_fee: cost.times_ppm_ceil(fee),
+            cum_fee: self.fees.fee(cost, lq),
         });
         self.filled_this_tick = true;
         self.last_fill_at = Some(now);
@@ -174,7 +205,7 @@ impl PaperVenue {
             self.emit(OrderEvent::Accepted { cl_id: req.cl_id });
             match touch {
                 Some(t) if crosses && self.may_fill(now) => {
-                    self.fill(req.cl_id, t, req.qty, self.taker_fee, now);
+                    self.fill(req.cl_id, t, req.qty, Liquidity::Taker, now);
                 }
                 _ => self.emit(OrderEvent::Cancelled {
                     cl_id: req.cl_id,
@@ -183,7 +214,8 @@ impl PaperVenue {
             }
             return;
         }
-        if self.latency_ns == 0 && req.post_only && crosses {
+        let latency = self.latency.next_latency();
+        if latency == 0 && req.post_only && crosses {
             self.emit(OrderEvent::Rejected {
                 cl_id: req.cl_id,
                 reason: RejectReason::PostOnly,
@@ -203,11 +235,11 @@ impl PaperVenue {
             price: req.price,
             qty: req.qty,
             filled: Qty(0),
-            live_at: now + self.latency_ns,
+            live_at: now + latency,
             ahead: None,
             post_only: req.post_only,
         };
-        if self.latency_ns == 0 {
+        if latency == 0 {
             r.ahead = Some(book.qty_at(r.is_bid(), r.price));
         }
         *slot = Some(r);
@@ -269,33 +301,12 @@ impl PaperVenue {
 
     /// A public trade: resting orders it reaches fill.
     pub fn on_trade(&mut self, t: &Trade, now: Nanos) {
-        let queue = self.model == FillModel::Queue;
-        if !queue {
-            // The cross model keeps no queue: the first order the trade reaches fills.
-            self.fill_first_where(now, |r| match r.side {
-                Side::Buy => t.price <= r.price,
-                Side::Sell => t.price >= r.price,
-            });
-            return;
-        }
         let mut reach = [Qty(0); MAX_ORDERS];
         for (i, slot) in self.resting.iter_mut().enumerate() {
-            let Some(r) = slot else { continue };
-            let Some(ahead) = r.ahead else { continue }; // not at the venue yet
-            let at = t.price == r.price;
-            let through = match r.side {
-                Side::Buy => t.price < r.price,
-                Side::Sell => t.price > r.price,
-            };
-            reach[i] = if through || (at && !queue) {
-                r.remaining()
-            } else if at {
-                // The queue ahead trades first; what is left of the trade reaches us.
-                r.ahead = Some(ahead.saturating_sub(t.qty));
-                t.qty.saturating_sub(ahead).min(r.remaining())
-            } else {
-                Qty(0)
-            };
+            // An order not at the venue yet is out of the market's reach.
+            if let Some(r) = slot.as_mut().filter(|r| r.ahead.is_some()) {
+                reach[i] = self.model.on_trade(r, t);
+            }
         }
         self.fill_first(now, &reach);
     }
@@ -303,59 +314,20 @@ impl PaperVenue {
     /// A book change: orders reach the venue, queues shorten, and resting orders the opposite
     /// touch has crossed fill.
     pub fn on_book(&mut self, book: &Book, now: Nanos) {
-        if self.latency_ns > 0 {
+        if self.resting.iter().flatten().any(|r| r.ahead.is_none()) {
             self.arrive(book, now);
         }
         let (bid, ask) = (
             book.best_bid().map(|l| l.price),
             book.best_ask().map(|l| l.price),
         );
-        if self.model == FillModel::Cross {
-            self.fill_first_where(now, |r| match r.side {
-                Side::Buy => ask.is_some_and(|a| a <= r.price),
-                Side::Sell => bid.is_some_and(|b| b >= r.price),
-            });
-            return;
-        }
         let mut reach = [Qty(0); MAX_ORDERS];
         for (i, slot) in self.resting.iter_mut().enumerate() {
-            let Some(r) = slot else { continue };
-            let Some(ahead) = r.ahead else { continue };
-            let crossed = match r.side {
-                Side::Buy => ask.is_some_and(|a| a <= r.price),
-                Side::Sell => bid.is_some_and(|b| b >= r.price),
-            };
-            if crossed {
-                reach[i] = r.remaining();
-            } else {
-                r.ahead = Some(ahead.min(book.qty_at(r.is_bid(), r.price)));
+            if let Some(r) = slot.as_mut().filter(|r| r.ahead.is_some()) {
+                reach[i] = self.model.on_book(r, book, bid, ask);
             }
         }
         self.fill_first(now, &reach);
-    }
-
-    /// Cross model: fills the oldest (lowest id) order at the venue that `reached` accepts,
-    /// completely, if a fill is allowed now.
-    fn fill_first_where(&mut self, now: Nanos, reached: impl Fn(&Resting) -> bool) {
-        if !self.may_fill(now) {
-            return;
-        }
-        let pick = self
-            .resting
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| {
-                r.filter(|r| r.ahead.is_some() && reached(r))
-                    .map(|r| (r.cl_id, i))
-            })
-            .min();
-        let mut reach = [Qty(0); MAX_ORDERS];
-        if let Some((_, i)) = pick
-            && let Some(r) = self.resting[i]
-        {
-            reach[i] = r.remaining();
-            self.fill_first(now, &reach);
-        }
     }
 
     /// Fills the oldest (lowest id) resting order with something in `reach`, by that much,
@@ -377,7 +349,7 @@ impl PaperVenue {
         if done {
             self.resting[i] = None;
         }
-        self.fill(cl_id, price, filled, self.maker_fee, now);
+        self.fill(cl_id, price, filled, Liquidity::Maker, now);
     }
 
     /// Number of resting orders.

@@ -9,6 +9,7 @@
 
 use crate::core::money::{Decimal, NumError};
 use crate::core::paper::FillModel;
+use crate::core::paper::latency::LatencyQuantiles;
 use crate::core::ratecounter::Tier;
 
 /// What the drawdown stop does with an open position.
@@ -74,6 +75,9 @@ pub struct Settings {
     pub order_latency_ms: u64,
     /// The feed shows the market this much late (simulated, added to the order latency).
     pub feed_latency_ms: u64,
+    /// Paper order latencies drawn from these measured percentiles (plus the feed latency)
+    /// instead of `order_latency_ms`.
+    pub recorded_latency: Option<LatencyQuantiles>,
 }
 
 /// The seed strategy's decimal defaults (literals: parsing cannot fail).
@@ -124,6 +128,7 @@ impl Default for Settings {
             rate_tier: Tier::Starter,
             fill_model: FillModel::Cross,
             order_latency_ms: 0,
+            recorded_latency: None,
             feed_latency_ms: 0,
         }
     }
