@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use wildbot::app::commands;
+use wildbot::app::commands::{self, InputFormat};
 use wildbot::app::demo::{DemoArgs, demo};
 use wildbot::app::session::{SessionArgs, run_session};
 use wildbot::backtest::verify::VerifyOptions;
@@ -105,9 +105,17 @@ enum Command {
         /// the binary or up to three directories above it, else /etc/wildbot/wildbot.toml].
         #[arg(long)]
         config: Option<PathBuf>,
-        /// The recording.
+        /// The recording (with `--format tardis`: Tardis.dev incremental_book_L2 CSV, plain or
+        /// .gz).
         #[arg(long)]
         input: PathBuf,
+        /// `wildbot`: our recordings and raw Kraken v2 lines (detected); `tardis`: Tardis.dev
+        /// CSV for exchange kraken.
+        #[arg(long, value_enum, default_value = "wildbot")]
+        format: InputFormat,
+        /// With `--format tardis`: the Tardis.dev trades CSV of the same day (plain or .gz).
+        #[arg(long)]
+        trades: Option<PathBuf>,
         /// Override a config key, e.g. `--set entry_offset_bps=25` (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
@@ -121,9 +129,15 @@ enum Command {
         /// Config file, the base every combination changes [default: as for `run`].
         #[arg(long)]
         config: Option<PathBuf>,
-        /// The recording.
+        /// The recording (as for replay).
         #[arg(long)]
         input: PathBuf,
+        /// As for replay.
+        #[arg(long, value_enum, default_value = "wildbot")]
+        format: InputFormat,
+        /// As for replay.
+        #[arg(long)]
+        trades: Option<PathBuf>,
         /// One axis, `KEY=V1,V2,...` (repeatable; every combination runs).
         #[arg(long, value_name = "KEY=V1,V2,...", required = true)]
         grid: Vec<String>,
@@ -239,12 +253,25 @@ fn main() -> ExitCode {
         Command::Replay {
             config,
             input,
+            format,
+            trades,
             set,
             json,
-        } => commands::replay(config.as_deref(), &input, &set, json),
+        } => commands::replay(
+            config.as_deref(),
+            &commands::Source {
+                input: &input,
+                format,
+                trades: trades.as_deref(),
+            },
+            &set,
+            json,
+        ),
         Command::Sweep {
             config,
             input,
+            format,
+            trades,
             grid,
             set,
             csv,
@@ -252,7 +279,11 @@ fn main() -> ExitCode {
             shard,
         } => commands::sweep(
             config.as_deref(),
-            &input,
+            &commands::Source {
+                input: &input,
+                format,
+                trades: trades.as_deref(),
+            },
             &commands::SweepGrid {
                 grid: &grid,
                 set: &set,

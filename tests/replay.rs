@@ -345,3 +345,170 @@ fn a_replay_can_draw_order_latency_from_a_live_sessions_measured_intent_to_ack()
     );
     std::fs::remove_file(&summary).unwrap();
 }
+
+const TARDIS_BOOK: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/tardis/kraken_incremental_book_L2_2026-07-01_XBT-USD.csv.gz"
+);
+const TARDIS_TRADES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/tardis/kraken_trades_2026-07-01_XBT-USD.csv.gz"
+);
+/// Settings that trade on the sample's calm synthetic market.
+const NEAR: [&str; 12] = [
+    "--set",
+    "min_volatility_bps=0",
+    "--set",
+    "entry_offset_bps=0.5",
+    "--set",
+    "exit_offset_bps=1",
+    "--set",
+    "profit_bps=0",
+    "--set",
+    "maker_fee_bps=0",
+    "--set",
+    "skew_factor=0",
+];
+
+fn gunzip(path: &str) -> String {
+    use std::io::Read as _;
+    let mut s = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut s)
+        .unwrap();
+    s
+}
+
+fn tardis(
+    book: &std::path::Path,
+    trades: Option<&std::path::Path>,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec!["--format", "tardis"];
+    args.extend(extra);
+    let mut c = bin();
+    c.args(["replay", "--json", "--config"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/wildbot.toml"))
+        .arg("--input")
+        .arg(book)
+        .args(&args);
+    if let Some(t) = trades {
+        c.arg("--trades").arg(t);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn a_tardis_day_replays_from_gz_or_plain_alike_and_says_it_was_not_checksum_verified() {
+    let (book, trades) = (
+        std::path::Path::new(TARDIS_BOOK),
+        std::path::Path::new(TARDIS_TRADES),
+    );
+    let a = tardis(book, Some(trades), &NEAR);
+    let b = tardis(book, Some(trades), &NEAR);
+    assert_eq!(a.stdout, b.stdout, "deterministic");
+    let r = json_of(&a);
+    assert_eq!(r["checksum_verified"], false);
+    assert_eq!(r["checksums_ok"], 0);
+    assert!(r["fills"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["book_messages"].as_u64().unwrap() > 1000);
+    let t = &r["tardis"];
+    assert_eq!(
+        t["before_snapshot"], 3,
+        "rows before the first snapshot are skipped"
+    );
+    assert_eq!(t["malformed"], 3);
+    let errors: Vec<&str> = t["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        errors[0].ends_with(".csv.gz:401: expected 8 columns"),
+        "{errors:?}"
+    );
+    assert!(errors[1].ends_with(":901: timestamp is not an integer"));
+    assert!(errors[2].ends_with(":1501: side is neither bid nor ask"));
+    assert!(t["trade_rows"].as_u64().unwrap() > 900);
+
+    // The same day, uncompressed and under the symbol's newer name: the same replay.
+    let dir = std::env::temp_dir().join(format!("wildbot-tardis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plain = dir.join("book.csv");
+    std::fs::write(&plain, gunzip(TARDIS_BOOK).replace("XBT/USD", "BTC/USD")).unwrap();
+    let plain_trades = dir.join("trades.csv");
+    std::fs::write(&plain_trades, gunzip(TARDIS_TRADES)).unwrap();
+    let p = json_of(&tardis(&plain, Some(&plain_trades), &NEAR));
+    for k in [
+        "fills",
+        "final_pnl",
+        "book_messages",
+        "quotes",
+        "round_trips",
+    ] {
+        assert_eq!(p[k], r[k], "{k}");
+    }
+    // Without trades: the book alone (its frames, none of the trades').
+    let bare = json_of(&tardis(book, None, &NEAR));
+    assert_eq!(bare["tardis"]["trade_rows"], 0);
+    assert_eq!(bare["book_messages"], r["book_messages"]);
+    assert_eq!(
+        bare["frames"].as_u64().unwrap() + t["trade_rows"].as_u64().unwrap(),
+        r["frames"].as_u64().unwrap(),
+        "one trade frame per trade row"
+    );
+    // The table says it too.
+    let text = bin()
+        .args(["replay", "--format", "tardis", "--input", TARDIS_BOOK])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("not checksum-verified"), "{text}");
+    assert!(text.contains("M Tardis rows/s"), "{text}");
+
+    // What is not Tardis data is refused, named; --trades belongs to Tardis input.
+    let wrong = tardis(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")),
+        None,
+        &[],
+    );
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("not a Tardis incremental_book_L2 CSV")
+    );
+    let mixed = replay(
+        std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/sim-btcusd-seed7-60s.jsonl"
+        )),
+        &["--trades", TARDIS_TRADES],
+    );
+    assert_eq!(mixed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&mixed.stderr).contains("--format tardis"));
+
+    // A sweep over the same day.
+    let sweep = bin()
+        .args([
+            "sweep",
+            "--format",
+            "tardis",
+            "--input",
+            TARDIS_BOOK,
+            "--trades",
+            TARDIS_TRADES,
+            "--csv",
+        ])
+        .args(["--grid", "entry_offset_bps=0.5,1"])
+        .args(&NEAR[..2])
+        .args(&NEAR[6..])
+        .output()
+        .unwrap();
+    assert!(
+        sweep.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sweep.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&sweep.stdout).lines().count(), 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -105,28 +105,130 @@ pub fn bench(ticks: u64, seed: u64, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// What a replay or sweep reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// WildBot recordings, raw Kraken v2 lines, python-kraken-sdk fixtures (detected).
+    Wildbot,
+    /// Tardis.dev `incremental_book_L2` CSV (plain or gz), with `--trades`.
+    Tardis,
+}
+
+/// The input of a replay or sweep.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// `--input`.
+    pub input: &'a Path,
+    /// `--format`.
+    pub format: InputFormat,
+    /// `--trades` (Tardis only).
+    pub trades: Option<&'a Path>,
+}
+
+impl Source<'_> {
+    /// `--trades` belongs to Tardis input only.
+    fn check(&self) -> Result<(), String> {
+        if self.trades.is_some() && self.format != InputFormat::Tardis {
+            return Err(
+                "--trades is for --format tardis (our recordings hold their trades)".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Tardis's files, opened (gzip or not).
+    #[allow(clippy::type_complexity)]
+    fn tardis(
+        &self,
+    ) -> Result<
+        (
+            (String, Box<dyn std::io::BufRead>),
+            Option<(String, Box<dyn std::io::BufRead>)>,
+        ),
+        BacktestError,
+    > {
+        use crate::backtest::tardis::open;
+        let book = (self.input.display().to_string(), open(self.input)?);
+        let trades = match self.trades {
+            Some(t) => Some((t.display().to_string(), open(t)?)),
+            None => None,
+        };
+        Ok((book, trades))
+    }
+
+    /// The bytes a sweep replays: the file, or Tardis data as a recording (the book at the
+    /// base config's depth and precision).
+    fn bytes(&self, cfg: &Config) -> Result<Vec<u8>, String> {
+        if self.format == InputFormat::Wildbot {
+            return std::fs::read(self.input)
+                .map_err(|e| format!("cannot read {}: {e}", self.input.display()));
+        }
+        let ((book_name, book), trades) = self.tardis().map_err(|e| e.to_string())?;
+        let s = cfg.core_settings(FillModel::Queue);
+        let spec = crate::backtest::tardis::TardisSpec {
+            symbol: s.symbol.clone(),
+            depth: usize::from(s.book_depth),
+            price_precision: s.price_precision,
+            qty_precision: s.qty_precision,
+            book_name,
+            trades_name: trades.as_ref().map_or(String::new(), |t| t.0.clone()),
+        };
+        crate::backtest::tardis::to_recording(&spec, book, trades.map(|t| t.1))
+            .map(|(bytes, stats)| {
+                if stats.malformed > 0 {
+                    errln(&format!(
+                        "sweep: {} malformed Tardis rows skipped (first: {})",
+                        stats.malformed,
+                        stats.errors.first().map_or("", String::as_str)
+                    ));
+                }
+                bytes
+            })
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// `replay`: one recording through the core on paper, with progress on a terminal.
 #[must_use]
-pub fn replay(config: Option<&Path>, input: &Path, set: &[String], json: bool) -> ExitCode {
+pub fn replay(config: Option<&Path>, src: &Source<'_>, set: &[String], json: bool) -> ExitCode {
+    if let Err(e) = src.check() {
+        return usage_error(&e);
+    }
     let cfg = match resolve_config_path(config).and_then(|p| load_config(Some(&p), set)) {
         Ok(c) => c,
         Err(e) => return usage_error(&e.to_string()),
-    };
-    let data = match std::fs::read(input) {
-        Ok(d) => d,
-        Err(e) => return usage_error(&format!("cannot read {}: {e}", input.display())),
     };
     let tty = std::io::stderr().is_terminal();
     let mut shown = 0;
     let started = Instant::now();
     let settings = cfg.core_settings(FillModel::Queue);
-    let result = crate::backtest::replay::replay(&settings, &data, |done, total| {
-        let pct = done * 100 / total.max(1);
-        if tty && pct > shown {
-            shown = pct;
-            err(&format!("\rreplay {pct:>3} % ({done} of {total} lines)"));
+    let result = match src.format {
+        InputFormat::Wildbot => {
+            let data = match std::fs::read(src.input) {
+                Ok(d) => d,
+                Err(e) => {
+                    return usage_error(&format!("cannot read {}: {e}", src.input.display()));
+                }
+            };
+            crate::backtest::replay::replay(&settings, &data, |done, total| {
+                let pct = done * 100 / total.max(1);
+                if tty && pct > shown {
+                    shown = pct;
+                    err(&format!("\rreplay {pct:>3} % ({done} of {total} lines)"));
+                }
+            })
         }
-    });
+        InputFormat::Tardis => match src.tardis() {
+            Ok((book, trades)) => {
+                crate::backtest::replay::replay_tardis(&settings, book, trades, |frames| {
+                    if tty {
+                        err(&format!("\rreplay {frames} frames"));
+                    }
+                })
+            }
+            Err(e) => Err(e),
+        },
+    };
     if tty {
         errln("");
     }
@@ -137,8 +239,14 @@ pub fn replay(config: Option<&Path>, input: &Path, set: &[String], json: bool) -
             } else {
                 out(&r.render());
                 let secs = started.elapsed().as_secs_f64();
+                let rows = r.tardis.as_ref().map_or(String::new(), |t| {
+                    format!(
+                        ", {:.2} M Tardis rows/s",
+                        (t.book_rows + t.trade_rows) as f64 / secs / 1e6
+                    )
+                });
                 outln(&format!(
-                    "speed    {:.2} M frames/s, {:.2} M book messages/s ({:.3} s wall)",
+                    "speed    {:.2} M frames/s, {:.2} M book messages/s{rows} ({:.3} s wall)",
                     r.frames as f64 / secs / 1e6,
                     r.book_messages as f64 / secs / 1e6,
                     secs
@@ -146,7 +254,8 @@ pub fn replay(config: Option<&Path>, input: &Path, set: &[String], json: bool) -
             }
             ExitCode::SUCCESS
         }
-        Err(e @ BacktestError::NotFeed(_)) => usage_error(&format!("{}: {e}", input.display())),
+        Err(e @ BacktestError::NotFeed(_)) => usage_error(&format!("{}: {e}", src.input.display())),
+        Err(e @ BacktestError::Input { .. }) => usage_error(&e.to_string()),
         Err(e) => {
             errln(&format!("error: {e}"));
             ExitCode::from(1)
@@ -158,7 +267,7 @@ pub fn replay(config: Option<&Path>, input: &Path, set: &[String], json: bool) -
 #[must_use]
 pub fn sweep(
     config: Option<&Path>,
-    input: &Path,
+    src: &Source<'_>,
     g: &SweepGrid<'_>,
     csv: bool,
     jobs: Option<usize>,
@@ -184,9 +293,17 @@ pub fn sweep(
         Ok(p) => p,
         Err(e) => return usage_error(&e.to_string()),
     };
-    let data = match std::fs::read(input) {
+    if let Err(e) = src.check() {
+        return usage_error(&e);
+    }
+    let input = src.input;
+    let base = match load_combination(&config, &fixed, &[]) {
+        Ok(c) => c,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let data = match src.bytes(&base) {
         Ok(d) => d,
-        Err(e) => return usage_error(&format!("cannot read {}: {e}", input.display())),
+        Err(e) => return usage_error(&e),
     };
     let mut combos = combinations(&axes);
     if let Some(sh) = shard {

@@ -38,6 +38,14 @@ pub enum BacktestError {
         /// What is wrong with it.
         why: String,
     },
+    /// An input file that cannot be read as what it was said to be.
+    #[error("{file}: {why}")]
+    Input {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A sweep worker thread panicked.
     #[error("a sweep worker panicked")]
     Worker,

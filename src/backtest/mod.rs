@@ -8,4 +8,5 @@ pub mod error;
 pub mod feedfile;
 pub mod replay;
 pub mod sweep;
+pub mod tardis;
 pub mod verify;

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::backtest::error::BacktestError;
 use crate::backtest::feedfile::{Input, check_text, for_each_input};
+use crate::backtest::tardis::{TardisSpec, TardisStats, for_each_frame};
 use crate::core::engine::TIMER_NS;
 use crate::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT, Rule};
 use crate::core::time::{MS, Nanos};
@@ -72,6 +73,14 @@ pub struct ReplayReport {
     pub paused_by: BTreeMap<&'static str, u64>,
     /// Fill model in force.
     pub fill_model: &'static str,
+    /// Book frames whose checksum matched (Kraken's CRC32 of the top 10).
+    pub checksums_ok: u64,
+    /// Whether the book was checked against Kraken's checksums (`false` for input that
+    /// carries none, such as Tardis.dev data).
+    pub checksum_verified: bool,
+    /// What reading a Tardis.dev file found (`--format tardis`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tardis: Option<TardisStats>,
 }
 
 /// Replays `data` (a feed file's bytes) under `settings` (always on paper). `progress` is called
@@ -94,7 +103,6 @@ pub fn replay(
     let has_timers = memchr::memmem::find(data, br#""event":"timer""#).is_some();
     let lines = memchr::memchr_iter(b'\n', data).count() + 1;
     let mut r = Run::default();
-    let mut next_timer: Option<Nanos> = None;
     let mut inputs = 0usize;
     for_each_input(data, |input| {
         inputs += 1;
@@ -109,17 +117,7 @@ pub fn replay(
             Input::Timer(t) => (t, Event::Timer),
             Input::Disconnected(t) => (t, Event::Disconnected),
         };
-        // Time never runs backwards for the core.
-        let ts = r.last.map_or(ts, |l| ts.max(l));
-        if !has_timers {
-            let due = next_timer.get_or_insert(ts + TIMER_NS);
-            while *due <= ts {
-                let t = *due;
-                r.step(&mut core, t, Event::Timer, &mut out);
-                *due += TIMER_NS;
-            }
-        }
-        r.step(&mut core, ts, event, &mut out);
+        r.feed(&mut core, ts, event, !has_timers, &mut out);
     })?;
     progress(lines, lines);
     let report = r.report(&core, settings.fill_model.name());
@@ -127,6 +125,61 @@ pub fn replay(
     if report.book_messages == 0 && report.parse_errors >= report.frames {
         return Err(BacktestError::NotFeed("no Kraken WS v2 message in it"));
     }
+    Ok(report)
+}
+
+/// Replays Tardis.dev `incremental_book_L2` data (and optionally its trades) under `settings`,
+/// on paper, as [`replay`] replays a recording: the book at `book_depth` as Kraken's feed would
+/// show it, a timer tick every 100 ms of file time. `progress` gets the book rows read so far.
+///
+/// # Errors
+/// An invalid config for the core, a file that is not Tardis's CSV, or nothing in it for the
+/// configured symbol.
+pub fn replay_tardis(
+    settings: &Settings,
+    book: (String, Box<dyn std::io::BufRead>),
+    trades: Option<(String, Box<dyn std::io::BufRead>)>,
+    mut progress: impl FnMut(u64),
+) -> Result<ReplayReport, BacktestError> {
+    let settings = Settings {
+        live_mode: false,
+        ..settings.clone()
+    };
+    let mut core = Core::new(&settings, FIRST_ORDER_ID)?;
+    let mut out: Vec<Intent> = Vec::with_capacity(MAX_INTENTS_PER_EVENT);
+    let spec = TardisSpec {
+        symbol: settings.symbol.clone(),
+        depth: usize::from(settings.book_depth),
+        price_precision: settings.price_precision,
+        qty_precision: settings.qty_precision,
+        book_name: book.0,
+        trades_name: trades.as_ref().map_or(String::new(), |t| t.0.clone()),
+    };
+    let mut r = Run::default();
+    let mut frames = 0u64;
+    let stats = for_each_frame(&spec, book.1, trades.map(|t| t.1), |ts, frame| {
+        frames += 1;
+        if frames.is_multiple_of(65_536) {
+            progress(frames);
+        }
+        r.feed(&mut core, ts, Event::Frame(frame), true, &mut out);
+    })?;
+    let mut report = r.report(&core, settings.fill_model.name());
+    if report.book_messages == 0 {
+        return Err(BacktestError::Input {
+            file: spec.book_name,
+            why: format!(
+                "no {} book rows after a snapshot for exchange kraken ({} rows, {} of another \
+                 symbol, {} before the first snapshot, {} malformed)",
+                spec.symbol,
+                stats.book_rows,
+                stats.other_symbol,
+                stats.before_snapshot,
+                stats.malformed
+            ),
+        });
+    }
+    report.tardis = Some(stats);
     Ok(report)
 }
 
@@ -140,9 +193,34 @@ struct Run {
     quotes: u64,
     cancels: u64,
     first_fill: Option<Nanos>,
+    next_timer: Option<Nanos>,
 }
 
 impl Run {
+    /// One input at `ts` (never before the last: time does not run backwards for the core),
+    /// after the timer ticks due before it when the input has none of its own.
+    fn feed(
+        &mut self,
+        core: &mut Core,
+        ts: Nanos,
+        event: Event<'_>,
+        add_timers: bool,
+        out: &mut Vec<Intent>,
+    ) {
+        let ts = self.last.map_or(ts, |l| ts.max(l));
+        if add_timers {
+            loop {
+                let due = *self.next_timer.get_or_insert(ts + TIMER_NS);
+                if due > ts {
+                    break;
+                }
+                self.step(core, due, Event::Timer, out);
+                self.next_timer = Some(due + TIMER_NS);
+            }
+        }
+        self.step(core, ts, event, out);
+    }
+
     fn step(&mut self, core: &mut Core, ts: Nanos, event: Event<'_>, out: &mut Vec<Intent>) {
         // The state since the previous event lasted until now.
         if let Some(prev) = self.last {
@@ -227,8 +305,24 @@ impl Run {
             final_position: if a.position < 0 { -pos } else { pos },
             paused_by,
             fill_model,
+            checksums_ok: st.checksums_ok,
+            checksum_verified: st.checksums_ok > 0,
+            tardis: None,
         }
     }
+}
+
+/// The Tardis reader's counts, as a report line.
+fn tardis_line(t: &TardisStats) -> String {
+    let mut line = format!(
+        "tardis   {} book rows, {} trade rows; skipped {} before the first snapshot, {} of \
+         other symbols, {} malformed\n",
+        t.book_rows, t.trade_rows, t.before_snapshot, t.other_symbol, t.malformed
+    );
+    for e in &t.errors {
+        line.push_str(&format!("         {e}\n"));
+    }
+    line
 }
 
 impl ReplayReport {
@@ -251,7 +345,8 @@ impl ReplayReport {
              fills    {} fills, fees {:.2}, {} round trips ({} won, {} lost, win rate {:.1} %)\n\
              pnl      realised {:.2}, final {:.2} (position {:.8}), max drawdown {:.2} %, \
              in market {:.1} % of the time\n\
-             paused   {}\n",
+             paused   {}\n\
+             book     {}\n{}",
             self.duration_s,
             self.frames,
             self.book_messages,
@@ -273,7 +368,16 @@ impl ReplayReport {
             self.final_position,
             self.max_drawdown_pct,
             self.time_in_market_pct,
-            paused.join(", ")
+            paused.join(", "),
+            if self.checksum_verified {
+                format!(
+                    "checksum-verified ({} checksums matched)",
+                    self.checksums_ok
+                )
+            } else {
+                "not checksum-verified: the input carries no Kraken checksums".to_string()
+            },
+            self.tardis.as_ref().map(tardis_line).unwrap_or_default()
         )
     }
 }
