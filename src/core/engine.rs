@@ -792,7 +792,9 @@ impl Core {
             self.pause(Rule::Drawdown);
             let pos = self.acct.position;
             self.flattening &= pos != 0 && !self.params.is_dust(pos);
-            if !self.flattening {
+            // A stopped bot still exits when told to (`on_drawdown = "flatten"`, or the
+            // operator's /flatten after a `hold` stop): that only takes risk off.
+            if !self.flattening && !self.operator_flatten {
                 self.last_decision = None;
                 return;
             }

@@ -533,6 +533,33 @@ fn on_drawdown_hold_keeps_the_position_and_still_marks_it() {
     let before = r.core.account().equity;
     r.frame(t + SEC, &snap(38_999.9, 39_000.1));
     assert!(r.core.account().equity < before, "marked after the stop");
+    // The operator may still take the risk off: /flatten exits the own lot, and nothing else.
+    t += 2 * SEC;
+    let live: Vec<ClientId> = r.core.orders().live().map(|o| o.req.cl_id).collect();
+    for cl_id in live {
+        let reason = CancelReason::Requested;
+        r.order(t, OrderEvent::Cancelled { cl_id, reason });
+    }
+    let forced = sent(&r.ev(t + MS, Event::Control(Control::Flatten)));
+    assert_eq!(forced.len(), 1, "{forced:?}");
+    assert_eq!(
+        (
+            forced[0].side,
+            forced[0].purpose,
+            forced[0].ioc,
+            forced[0].qty
+        ),
+        (Side::Sell, Purpose::ForceExit, true, Qty(LOT))
+    );
+    r.fill(t + 2 * MS, &forced[0], LOT);
+    assert_eq!(r.core.account().position, 0);
+    for _ in 0..10 {
+        t += 100 * MS;
+        assert!(
+            sent(&r.ev(t + SEC, Event::Timer)).is_empty(),
+            "still stopped"
+        );
+    }
 }
 
 #[test]
