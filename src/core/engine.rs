@@ -36,7 +36,9 @@ pub const TIMER_NS: Nanos = 100 * MS;
 pub const SNAPSHOT_INTERVAL_NS: Nanos = 250 * MS;
 
 /// The paper venue's order latency: constant, or drawn (seeded, so replays repeat) from a live
-/// session's measured percentiles, plus the feed latency either way.
+/// session's measured percentiles, plus the feed latency either way. Frames show the market
+/// `feed_latency` late: an order reaching the exchange `order_latency` after it was sent meets
+/// the market that frames show `order_latency + feed_latency` after it was sent.
 fn paper_latency(settings: &Settings) -> OrderLatency {
     let feed = settings.feed_latency_ms as Nanos * MS;
     match settings.recorded_latency {
@@ -222,13 +224,7 @@ impl Core {
             acct: Accounting::new(params.starting_capital),
             paper: (!settings.live_mode).then(|| {
                 PaperVenue::new(params.maker_fee, params.taker_fee, params.fill_cooldown_ns)
-                    .with_model(
-                        settings.fill_model,
-                        // Frames show the market `feed_latency` late: an order reaching the
-                        // exchange `order_latency` after it was sent meets the market that
-                        // frames show `order_latency + feed_latency` after it was sent.
-                        (settings.order_latency_ms + settings.feed_latency_ms) as Nanos * MS,
-                    )
+                    .with_model(settings.fill_model, 0)
                     .with_latency(paper_latency(settings))
             }),
             stats: Stats::default(),

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use serde_json::{Value, json};
 
 use crate::core::event::Side;
-use crate::core::money::{Cash, Qty};
+use crate::core::money::Qty;
 use crate::core::orders::OrderState;
 use crate::core::time::{MS, Nanos};
 use crate::side::status::StatusSnapshot;
@@ -269,13 +269,9 @@ fn point(s: &StatusSnapshot) -> Point {
         micro: s.microprice,
         our_bid: resting(Side::Buy).reduce(f64::max),
         our_ask: resting(Side::Sell).reduce(f64::min),
-        equity: cash(s.equity, pp + qp),
+        equity: s.equity.to_f64(pp + qp),
         position: if s.position < 0 { -position } else { position },
     }
-}
-
-fn cash(c: Cash, precision: u8) -> f64 {
-    c.to_f64(precision)
 }
 
 #[cfg(test)]
@@ -283,7 +279,7 @@ mod tests {
     use super::*;
     use crate::core::accounting::FillRecord;
     use crate::core::event::{OrderRequest, Purpose};
-    use crate::core::money::{Precision, Price};
+    use crate::core::money::{Cash, Precision, Price};
     use crate::side::status::OrderView;
 
     fn snap(at_ms: i64) -> StatusSnapshot {

@@ -532,9 +532,12 @@ enum Delivery {
     Failed(String),
 }
 
-fn run(cfg: &TelegramConfig, rx: &Receiver<Outgoing>) -> TelegramReport {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(cfg.timeout))
+/// An HTTP client for the Bot API: native TLS with the platform's roots, HTTP errors as
+/// answers (their bodies say why), every call bounded by `timeout`.
+#[must_use]
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
         .http_status_as_error(false)
         .tls_config(
             ureq::tls::TlsConfig::builder()
@@ -543,7 +546,11 @@ fn run(cfg: &TelegramConfig, rx: &Receiver<Outgoing>) -> TelegramReport {
                 .build(),
         )
         .build()
-        .into();
+        .into()
+}
+
+fn run(cfg: &TelegramConfig, rx: &Receiver<Outgoing>) -> TelegramReport {
+    let agent = agent(cfg.timeout);
     let url = format!(
         "{}/bot{}/sendMessage",
         cfg.api_url.trim_end_matches('/'),

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use crate::core::event::Control;
 use crate::core::money::{Cash, Qty};
 use crate::core::time::format_rfc3339;
-use crate::side::control::{Command, ControlError, ControlHandle};
+use crate::side::control::{Command, ControlHandle};
 use crate::side::explain::{PauseRules, pause_detail};
 use crate::side::status::StatusSnapshot;
 use crate::side::telegram::Outgoing;
@@ -249,17 +249,8 @@ fn run(
     replies: &Sender<Outgoing>,
     stop: &AtomicBool,
 ) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(cfg.long_poll_s + 10)))
-        .http_status_as_error(false)
-        .tls_config(
-            ureq::tls::TlsConfig::builder()
-                .provider(ureq::tls::TlsProvider::NativeTls)
-                .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-                .build(),
-        )
-        .build()
-        .into();
+    // The long poll holds up to `long_poll_s`: the client waits a little longer.
+    let agent = crate::side::telegram::agent(Duration::from_secs(cfg.long_poll_s + 10));
     let url = format!(
         "{}/bot{}/getUpdates",
         cfg.api_url.trim_end_matches('/'),
@@ -378,7 +369,7 @@ fn handle(
                 log::warn!("telegram: operator {word}: sent to the trading thread");
                 ack.to_string()
             }
-            Err(e @ (ControlError::Busy | ControlError::Gone)) => format!("Not done: {e}."),
+            Err(e) => format!("Not done: {e}."),
         },
     };
     let _ = replies.try_send(Outgoing::Reply(answer));
