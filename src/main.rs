@@ -122,6 +122,10 @@ enum Command {
         /// Print one JSON object instead of the table.
         #[arg(long)]
         json: bool,
+        /// Also write the report as one self-contained HTML file with charts (price, quotes
+        /// and fills; equity and drawdown; position; PnL per round trip; pause reasons).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Replay one recording under every combination of a grid of settings, in parallel, and
     /// rank them by final PnL.
@@ -154,6 +158,10 @@ enum Command {
         /// machine); `sweep-merge` ranks the shards' CSVs together.
         #[arg(long, value_name = "I/N")]
         shard: Option<String>,
+        /// Also write the ranking as one self-contained HTML file (a heatmap of final PnL over
+        /// the first two axes and every run's figures, best first).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Rank the CSVs of a sharded sweep (`sweep --csv --shard I/N` on each machine) as one
     /// machine's sweep of the whole grid would.
@@ -164,6 +172,9 @@ enum Command {
         /// Print CSV instead of the table.
         #[arg(long)]
         csv: bool,
+        /// Also write the ranking as HTML (as `sweep --html`).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Start the Kraken simulator on a free loopback port and run the bot against it.
     Demo {
@@ -257,6 +268,7 @@ fn main() -> ExitCode {
             trades,
             set,
             json,
+            html,
         } => commands::replay(
             config.as_deref(),
             &commands::Source {
@@ -266,6 +278,7 @@ fn main() -> ExitCode {
             },
             &set,
             json,
+            html.as_deref(),
         ),
         Command::Sweep {
             config,
@@ -277,6 +290,7 @@ fn main() -> ExitCode {
             csv,
             jobs,
             shard,
+            html,
         } => commands::sweep(
             config.as_deref(),
             &commands::Source {
@@ -291,8 +305,11 @@ fn main() -> ExitCode {
             },
             csv,
             jobs,
+            html.as_deref(),
         ),
-        Command::SweepMerge { files, csv } => commands::sweep_merge(&files, csv),
+        Command::SweepMerge { files, csv, html } => {
+            commands::sweep_merge(&files, csv, html.as_deref())
+        }
         Command::CheckConfig { file } => commands::check_config(&file),
         Command::Doctor { config, set, json } => {
             wildbot::app::doctor::doctor(config.as_deref(), &set, json)

@@ -1,5 +1,6 @@
-//! The dashboard page in a real browser: headless Chromium renders it, and what it shows
-//! matches `/api/status`; the screenshot tool writes a PNG of it.
+//! The dashboard page and the backtest report in a real browser: headless Chromium renders
+//! them, and what they show matches `/api/status` or the replay's report; the screenshot tool
+//! writes a PNG of each.
 //!
 //! Needs Debian's `chromium` (`.ci/run` installs it). Without a Chromium the test prints
 //! "SKIPPED" and passes: set `CHROMIUM` to a browser binary to run it elsewhere.
@@ -55,11 +56,11 @@ fn rendered_dom(chrome: &PathBuf, url: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `tools/dashboard-screenshot.sh URL/ PNG` with this Chromium; it must succeed.
+/// `tools/dashboard-screenshot.sh URL PNG` with this Chromium; it must succeed.
 fn screenshot(chrome: &PathBuf, url: &str, png: &std::path::Path) {
     let tool = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/dashboard-screenshot.sh");
     let out = Command::new(tool)
-        .arg(format!("{url}/"))
+        .arg(url)
         .arg(png)
         .env("CHROMIUM", chrome)
         .output()
@@ -181,7 +182,7 @@ fn the_page_shows_what_the_api_reports_and_the_screenshot_tool_writes_a_png() {
 
     // The screenshot tool.
     let png = std::env::temp_dir().join(format!("wildbot-dash-{}.png", std::process::id()));
-    screenshot(&chrome, &bot.url, &png);
+    screenshot(&chrome, &format!("{}/", bot.url), &png);
     let bytes = std::fs::read(&png).unwrap();
     assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
     assert!(bytes.len() > 20_000, "a real page, {} bytes", bytes.len());
@@ -341,7 +342,7 @@ fn the_charts_draw_the_sessions_prices_quotes_fills_and_equity_and_update_live()
     // The screenshot: the microprice (magenta) and equity (cyan) lines are drawn across the
     // charts, and fills are marked, not only a legend.
     let png = std::env::temp_dir().join(format!("wildbot-charts-{}.png", std::process::id()));
-    screenshot(&chrome, &bot.url, &png);
+    screenshot(&chrome, &format!("{}/", bot.url), &png);
     let shot = Shot::read(&png);
     std::fs::remove_file(&png).unwrap();
     let charts = 40..720;
@@ -361,4 +362,82 @@ fn the_charts_draw_the_sessions_prices_quotes_fills_and_equity_and_update_live()
     bot.signal("INT");
     let (code, _, stderr) = bot.wait(Duration::from_secs(20));
     assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn the_replay_report_draws_the_session_its_fills_round_trips_and_pauses_offline() {
+    let Some(chrome) = chromium() else {
+        eprintln!("SKIPPED: no Chromium (apt-get install chromium, or set CHROMIUM)");
+        return;
+    };
+    let dir = tempdir("report");
+    let html = dir.join("report.html");
+    let out = common::bin()
+        .args(["replay", "--json", "--config"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/wildbot.toml"))
+        .arg("--input")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/sim-btcusd-seed7-60s.jsonl"
+        ))
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert!(r["fills"].as_u64().unwrap() >= 2, "{r}");
+
+    // file:// and no network: everything the page draws is inside it.
+    let url = format!("file://{}", html.display());
+    let dom = rendered_dom(&chrome, &url);
+    assert!(
+        dom.contains("data-ready=\"1\""),
+        "the script ran to its end"
+    );
+    let n = |id: &str, attr: &str| -> u64 { attr_of(&dom, id, attr).parse().unwrap() };
+    assert!(
+        n("chart_price", "data-points") >= 200,
+        "60 s at 4 points a second"
+    );
+    assert_eq!(n("chart_price", "data-fills"), r["fills"].as_u64().unwrap());
+    assert_eq!(
+        n("chart_trips", "data-trips"),
+        r["round_trips"].as_u64().unwrap()
+    );
+    let pausing = r["paused_by"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|v| v.as_u64() > Some(0))
+        .count() as u64;
+    assert_eq!(n("chart_pauses", "data-rules"), pausing);
+    assert!(
+        dom.contains("checksum-verified"),
+        "the report's table is there"
+    );
+
+    let png = dir.join("report.png");
+    screenshot(&chrome, &url, &png);
+    let shot = Shot::read(&png);
+    // The price chart (top third): the magenta microprice line across the session.
+    let (px, span) = shot.find([0xe0, 0x40, 0xfb], 40, 0..shot.height / 3);
+    assert!(
+        px > 400 && span > 600,
+        "microprice drawn: {px} px over {span} columns"
+    );
+    // Below it: the cyan equity line and the green bar of the won round trip.
+    let (px, span) = shot.find([0x00, 0xe5, 0xff], 40, shot.height / 4..shot.height * 3 / 4);
+    assert!(
+        px > 200 && span > 200,
+        "equity drawn: {px} px over {span} columns"
+    );
+    let (px, _) = shot.find([0x3f, 0xb6, 0x8b], 10, shot.height / 4..shot.height * 3 / 4);
+    assert!(px > 300, "the round trip's bar: {px} px");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -512,3 +512,192 @@ fn a_tardis_day_replays_from_gz_or_plain_alike_and_says_it_was_not_checksum_veri
     assert_eq!(String::from_utf8_lossy(&sweep.stdout).lines().count(), 3);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The JSON the report page embeds (its `<script id="data">`).
+fn page_data(html: &str) -> serde_json::Value {
+    let open = r#"<script id="data" type="application/json">"#;
+    let start = html.find(open).expect("the data script") + open.len();
+    let end = start + html[start..].find("</script>").unwrap();
+    serde_json::from_str(&html[start..end]).unwrap()
+}
+
+#[test]
+fn replay_html_is_one_offline_file_byte_identical_for_the_same_input_and_true_to_the_report() {
+    let sample = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/sim-btcusd-seed7-60s.jsonl"
+    ));
+    let dir = std::env::temp_dir().join(format!("wildbot-html-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (dir.join("a.html"), dir.join("b.html"));
+    let ra = json_of(&replay(sample, &["--html", a.to_str().unwrap()]));
+    let rb = json_of(&replay(sample, &["--html", b.to_str().unwrap()]));
+    assert_eq!(ra, rb);
+    let (ha, hb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert_eq!(ha, hb, "the same input gives the same bytes");
+    let html = String::from_utf8(ha).unwrap();
+    // Self-contained: no script, style or image fetched from anywhere.
+    for external in ["src=\"http", "href=\"http", "src=\"//", "<link "] {
+        assert!(!html.contains(external), "{external} in the page");
+    }
+    assert!(html.contains("uPlot"), "the charting library is inlined");
+
+    let d = page_data(&html);
+    assert_eq!(
+        d["report"], ra,
+        "the page carries the report it was written with"
+    );
+    let t = d["points"]["t"].as_array().unwrap();
+    assert!(t.len() >= 200, "a point every 250 ms of 60 s: {}", t.len());
+    for col in [
+        "bid",
+        "ask",
+        "microprice",
+        "our_bid",
+        "our_ask",
+        "equity",
+        "drawdown_pct",
+        "position",
+    ] {
+        assert_eq!(d["points"][col].as_array().unwrap().len(), t.len(), "{col}");
+    }
+    // The last point is the end of the replay: its equity is the report's final PnL on top of
+    // the starting capital, its position the final position.
+    let last = t.len() - 1;
+    let start = d["points"]["equity"][0].as_f64().unwrap();
+    let end = d["points"]["equity"][last].as_f64().unwrap();
+    assert!(
+        (end - start - ra["final_pnl"].as_f64().unwrap()).abs() < 0.01,
+        "{start} {end} {ra}"
+    );
+    assert_eq!(
+        d["points"]["position"][last].as_f64(),
+        ra["final_position"].as_f64()
+    );
+    // Every fill and round trip is listed, and the trips' net adds up to realised minus their fees.
+    assert_eq!(
+        d["fills"].as_array().unwrap().len() as u64,
+        ra["fills"].as_u64().unwrap()
+    );
+    let trips = d["trips"].as_array().unwrap();
+    assert_eq!(trips.len() as u64, ra["round_trips"].as_u64().unwrap());
+    let gross: f64 = trips.iter().map(|t| t["gross"].as_f64().unwrap()).sum();
+    assert!((gross - ra["realized_pnl"].as_f64().unwrap()).abs() < 0.01);
+    // Pauses over time: exactly the rules the report counts, each share between 0 and 1.
+    let held = d["held"].as_object().unwrap();
+    for (rule, n) in ra["paused_by"].as_object().unwrap() {
+        assert_eq!(held.contains_key(rule), n.as_u64() > Some(0), "{rule}");
+    }
+    assert!(held.values().flat_map(|v| v.as_array().unwrap()).all(|s| {
+        let s = s.as_f64().unwrap();
+        (0.0..=1.0).contains(&s)
+    }));
+    // A file that cannot be written is an error, after the replay, not a silent success.
+    let bad = replay(sample, &["--html", "/nonexistent-dir/r.html"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent-dir/r.html"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_tardis_replay_writes_its_report_too_saying_the_book_was_not_checksum_verified() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tardis");
+    let html = std::env::temp_dir().join(format!("wildbot-tardis-{}.html", std::process::id()));
+    let out = tardis(
+        std::path::Path::new(&format!(
+            "{data}/kraken_incremental_book_L2_2026-07-01_XBT-USD.csv.gz"
+        )),
+        Some(std::path::Path::new(&format!(
+            "{data}/kraken_trades_2026-07-01_XBT-USD.csv.gz"
+        ))),
+        &["--html", html.to_str().unwrap()],
+    );
+    let r = json_of(&out);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("not checksum-verified"));
+    assert!(
+        page.contains("Tardis rows"),
+        "the reader's counts are in the table"
+    );
+    assert!(
+        page.contains(":901: timestamp is not an integer"),
+        "malformed rows named by line"
+    );
+    assert_eq!(page_data(&page)["report"], r);
+    let _ = std::fs::remove_file(&html);
+}
+
+#[test]
+fn sweep_html_ranks_the_grid_best_first_with_a_heatmap_of_the_two_axes() {
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/sim-btcusd-seed7-60s.jsonl"
+    );
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/config/wildbot.toml");
+    let html = std::env::temp_dir().join(format!("wildbot-sweep-{}.html", std::process::id()));
+    let out = bin()
+        .args(["sweep", "--csv", "--config", cfg, "--input", sample])
+        .args([
+            "--grid",
+            "entry_offset_bps=5,20",
+            "--grid",
+            "exit_offset_bps=0.1,36",
+        ])
+        .args([
+            "--set",
+            "maker_fee_bps=0",
+            "--set",
+            "profit_bps=0",
+            "--set",
+            "min_volatility_bps=0",
+        ])
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let page = std::fs::read_to_string(&html).unwrap();
+    // The ranked table: the CSV's rows in the CSV's order, every figure.
+    let runs = &page[page.find("id=\"runs\"").unwrap()..];
+    let rows: Vec<&str> = runs.split("<tr>").skip(2).collect();
+    assert_eq!(rows.len(), 4);
+    for (row, line) in rows.iter().zip(csv.lines().skip(1)) {
+        let cells: Vec<&str> = row
+            .split("<td")
+            .skip(2)
+            .map(|c| &c[c.find('>').unwrap() + 1..c.find("</td>").unwrap()])
+            .collect();
+        assert_eq!(cells.join(","), line);
+    }
+    // The heatmap: 2 x 2 cells, each the final PnL of that pair.
+    let heat = &page[page.find("id=\"heatmap\"").unwrap()..page.find("id=\"runs\"").unwrap()];
+    assert_eq!(heat.matches("class=\"cell\"").count(), 4);
+    let best = csv.lines().nth(1).unwrap().split(',').nth(2).unwrap();
+    assert!(heat.contains(&format!(">{best}</td>")), "{best} in {heat}");
+
+    // sweep-merge writes the same page for the shards of the same grid.
+    let csv_file = html.with_extension("csv");
+    std::fs::write(&csv_file, &csv).unwrap();
+    let merged = html.with_extension("merged.html");
+    let m = bin()
+        .arg("sweep-merge")
+        .arg(&csv_file)
+        .arg("--html")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
+    let merged_page = std::fs::read_to_string(&merged).unwrap();
+    assert!(
+        merged_page.contains(heat),
+        "the same heatmap from the merged CSV"
+    );
+    for f in [&html, &csv_file, &merged] {
+        let _ = std::fs::remove_file(f);
+    }
+}

@@ -13,6 +13,7 @@ use crate::app::config::{
 };
 use crate::backtest::error::BacktestError;
 use crate::backtest::sweep::{Axis, Shard, combinations};
+use crate::backtest::trace::Trace;
 use crate::backtest::verify::{VerifyOptions, verify};
 use crate::core::paper::FillModel;
 
@@ -125,6 +126,17 @@ pub struct Source<'a> {
     pub trades: Option<&'a Path>,
 }
 
+impl InputFormat {
+    /// As on the command line.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            InputFormat::Wildbot => "wildbot",
+            InputFormat::Tardis => "tardis",
+        }
+    }
+}
+
 impl Source<'_> {
     /// `--trades` belongs to Tardis input only.
     fn check(&self) -> Result<(), String> {
@@ -188,9 +200,16 @@ impl Source<'_> {
     }
 }
 
-/// `replay`: one recording through the core on paper, with progress on a terminal.
+/// `replay`: one recording through the core on paper, with progress on a terminal; with
+/// `html`, the report with its charts written there too.
 #[must_use]
-pub fn replay(config: Option<&Path>, src: &Source<'_>, set: &[String], json: bool) -> ExitCode {
+pub fn replay(
+    config: Option<&Path>,
+    src: &Source<'_>,
+    set: &[String],
+    json: bool,
+    html: Option<&Path>,
+) -> ExitCode {
     if let Err(e) = src.check() {
         return usage_error(&e);
     }
@@ -202,6 +221,7 @@ pub fn replay(config: Option<&Path>, src: &Source<'_>, set: &[String], json: boo
     let mut shown = 0;
     let started = Instant::now();
     let settings = cfg.core_settings(FillModel::Queue);
+    let mut trace = html.map(|_| Trace::default());
     let result = match src.format {
         InputFormat::Wildbot => {
             let data = match std::fs::read(src.input) {
@@ -210,7 +230,7 @@ pub fn replay(config: Option<&Path>, src: &Source<'_>, set: &[String], json: boo
                     return usage_error(&format!("cannot read {}: {e}", src.input.display()));
                 }
             };
-            crate::backtest::replay::replay(&settings, &data, |done, total| {
+            crate::backtest::replay::replay(&settings, &data, trace.as_mut(), |done, total| {
                 let pct = done * 100 / total.max(1);
                 if tty && pct > shown {
                     shown = pct;
@@ -219,13 +239,17 @@ pub fn replay(config: Option<&Path>, src: &Source<'_>, set: &[String], json: boo
             })
         }
         InputFormat::Tardis => match src.tardis() {
-            Ok((book, trades)) => {
-                crate::backtest::replay::replay_tardis(&settings, book, trades, |frames| {
+            Ok((book, trades)) => crate::backtest::replay::replay_tardis(
+                &settings,
+                book,
+                trades,
+                trace.as_mut(),
+                |frames| {
                     if tty {
                         err(&format!("\rreplay {frames} frames"));
                     }
-                })
-            }
+                },
+            ),
             Err(e) => Err(e),
         },
     };
@@ -234,11 +258,27 @@ pub fn replay(config: Option<&Path>, src: &Source<'_>, set: &[String], json: boo
     }
     match result {
         Ok(r) => {
+            let replayed = started.elapsed().as_secs_f64();
+            if let (Some(path), Some(trace)) = (html, &trace) {
+                let page = crate::backtest::html::replay_page(
+                    &crate::backtest::html::Source {
+                        input: &src.input.display().to_string(),
+                        format: src.format.name(),
+                        symbol: &cfg.symbol,
+                        settings: &cfg.to_toml(),
+                    },
+                    &r,
+                    trace,
+                );
+                if let Err(e) = write_html(path, &page, started) {
+                    return e;
+                }
+            }
             if json {
                 outln(&serde_json::to_string(&r).unwrap_or_default());
             } else {
                 out(&r.render());
-                let secs = started.elapsed().as_secs_f64();
+                let secs = replayed;
                 let rows = r.tardis.as_ref().map_or(String::new(), |t| {
                     format!(
                         ", {:.2} M Tardis rows/s",
@@ -263,6 +303,26 @@ pub fn replay(config: Option<&Path>, src: &Source<'_>, set: &[String], json: boo
     }
 }
 
+/// Writes a report page, saying where and how long the whole command took; exit 1 when it
+/// cannot be written.
+fn write_html(path: &Path, page: &str, started: Instant) -> Result<(), ExitCode> {
+    match std::fs::write(path, page) {
+        Ok(()) => {
+            errln(&format!(
+                "html: {} ({} bytes; {:.3} s in all)",
+                path.display(),
+                page.len(),
+                started.elapsed().as_secs_f64()
+            ));
+            Ok(())
+        }
+        Err(e) => {
+            errln(&format!("error: cannot write {}: {e}", path.display()));
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
 /// `sweep`: every combination of the grid replayed over one recording, ranked by final PnL.
 #[must_use]
 pub fn sweep(
@@ -271,6 +331,7 @@ pub fn sweep(
     g: &SweepGrid<'_>,
     csv: bool,
     jobs: Option<usize>,
+    html: Option<&Path>,
 ) -> ExitCode {
     let axes = match g
         .grid
@@ -331,6 +392,14 @@ pub fn sweep(
             } else {
                 out(&crate::backtest::sweep::table(&axes, &rows));
             }
+            if let Some(path) = html {
+                let (head, body) = crate::backtest::sweep::cells(&axes, &rows);
+                let page =
+                    crate::backtest::html::sweep_page(&input.display().to_string(), &head, &body);
+                if let Err(e) = write_html(path, &page, started) {
+                    return e;
+                }
+            }
             errln(&format!(
                 "sweep: {} runs over {} in {:.2} s on {jobs} thread(s)",
                 rows.len(),
@@ -357,7 +426,8 @@ pub struct SweepGrid<'a> {
 
 /// `sweep-merge`: the shards' CSVs ranked together (table, or `--csv`).
 #[must_use]
-pub fn sweep_merge(files: &[std::path::PathBuf], csv: bool) -> ExitCode {
+pub fn sweep_merge(files: &[std::path::PathBuf], csv: bool, html: Option<&Path>) -> ExitCode {
+    let started = Instant::now();
     let mut texts = Vec::with_capacity(files.len());
     for f in files {
         match std::fs::read_to_string(f) {
@@ -371,6 +441,13 @@ pub fn sweep_merge(files: &[std::path::PathBuf], csv: bool) -> ExitCode {
                 out(&crate::backtest::sweep::csv_text(&head, &body));
             } else {
                 out(&crate::backtest::sweep::aligned(&head, &body));
+            }
+            if let Some(path) = html {
+                let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                let page = crate::backtest::html::sweep_page(&names.join(", "), &head, &body);
+                if let Err(e) = write_html(path, &page, started) {
+                    return e;
+                }
             }
             errln(&format!(
                 "sweep-merge: {} runs from {} file(s)",

@@ -6,7 +6,9 @@
 
 pub mod error;
 pub mod feedfile;
+pub mod html;
 pub mod replay;
 pub mod sweep;
 pub mod tardis;
+pub mod trace;
 pub mod verify;

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::backtest::error::BacktestError;
 use crate::backtest::feedfile::{Input, check_text, for_each_input};
 use crate::backtest::tardis::{TardisSpec, TardisStats, for_each_frame};
+use crate::backtest::trace::Trace;
 use crate::core::engine::TIMER_NS;
 use crate::core::event::{Event, Intent, MAX_INTENTS_PER_EVENT, Rule};
 use crate::core::time::{MS, Nanos};
@@ -84,13 +85,15 @@ pub struct ReplayReport {
 }
 
 /// Replays `data` (a feed file's bytes) under `settings` (always on paper). `progress` is called
-/// with (inputs done, lines in the file) every 4096 inputs.
+/// with (inputs done, lines in the file) every 4096 inputs. With a `trace`, what happened over
+/// time is kept in it too (for the HTML report).
 ///
 /// # Errors
 /// An invalid config for the core, or an unreadable file.
 pub fn replay(
     settings: &Settings,
     data: &[u8],
+    trace: Option<&mut Trace>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<ReplayReport, BacktestError> {
     let settings = Settings {
@@ -102,7 +105,7 @@ pub fn replay(
     let mut out: Vec<Intent> = Vec::with_capacity(MAX_INTENTS_PER_EVENT);
     let has_timers = memchr::memmem::find(data, br#""event":"timer""#).is_some();
     let lines = memchr::memchr_iter(b'\n', data).count() + 1;
-    let mut r = Run::default();
+    let mut r = Run::new(trace);
     let mut inputs = 0usize;
     for_each_input(data, |input| {
         inputs += 1;
@@ -120,6 +123,7 @@ pub fn replay(
         r.feed(&mut core, ts, event, !has_timers, &mut out);
     })?;
     progress(lines, lines);
+    r.finish(&core);
     let report = r.report(&core, settings.fill_model.name());
     // Nothing read as a Kraken message: not a feed (a feed of heartbeats only is one).
     if report.book_messages == 0 && report.parse_errors >= report.frames {
@@ -130,7 +134,8 @@ pub fn replay(
 
 /// Replays Tardis.dev `incremental_book_L2` data (and optionally its trades) under `settings`,
 /// on paper, as [`replay`] replays a recording: the book at `book_depth` as Kraken's feed would
-/// show it, a timer tick every 100 ms of file time. `progress` gets the book rows read so far.
+/// show it, a timer tick every 100 ms of file time. `progress` gets the book rows read so far;
+/// `trace` as for [`replay`].
 ///
 /// # Errors
 /// An invalid config for the core, a file that is not Tardis's CSV, or nothing in it for the
@@ -139,6 +144,7 @@ pub fn replay_tardis(
     settings: &Settings,
     book: (String, Box<dyn std::io::BufRead>),
     trades: Option<(String, Box<dyn std::io::BufRead>)>,
+    trace: Option<&mut Trace>,
     mut progress: impl FnMut(u64),
 ) -> Result<ReplayReport, BacktestError> {
     let settings = Settings {
@@ -155,7 +161,7 @@ pub fn replay_tardis(
         book_name: book.0,
         trades_name: trades.as_ref().map_or(String::new(), |t| t.0.clone()),
     };
-    let mut r = Run::default();
+    let mut r = Run::new(trace);
     let mut frames = 0u64;
     let stats = for_each_frame(&spec, book.1, trades.map(|t| t.1), |ts, frame| {
         frames += 1;
@@ -164,6 +170,7 @@ pub fn replay_tardis(
         }
         r.feed(&mut core, ts, Event::Frame(frame), true, &mut out);
     })?;
+    r.finish(&core);
     let mut report = r.report(&core, settings.fill_model.name());
     if report.book_messages == 0 {
         return Err(BacktestError::Input {
@@ -185,7 +192,8 @@ pub fn replay_tardis(
 
 /// Running totals between events.
 #[derive(Default)]
-struct Run {
+struct Run<'t> {
+    trace: Option<&'t mut Trace>,
     first: Option<Nanos>,
     last: Option<Nanos>,
     in_market_ns: i128,
@@ -196,7 +204,21 @@ struct Run {
     next_timer: Option<Nanos>,
 }
 
-impl Run {
+impl<'t> Run<'t> {
+    fn new(trace: Option<&'t mut Trace>) -> Run<'t> {
+        Run {
+            trace,
+            ..Run::default()
+        }
+    }
+
+    /// The last point of the trace: the state the replay ended in.
+    fn finish(&mut self, core: &Core) {
+        if let (Some(t), Some(last)) = (self.trace.as_deref_mut(), self.last) {
+            t.finish(core, last);
+        }
+    }
+
     /// One input at `ts` (never before the last: time does not run backwards for the core),
     /// after the timer ticks due before it when the input has none of its own.
     fn feed(
@@ -235,6 +257,9 @@ impl Run {
         self.first.get_or_insert(ts);
         self.last = Some(ts);
         core.handle(ts, event, out);
+        if let Some(t) = self.trace.as_deref_mut() {
+            t.observe(core, ts);
+        }
         if self.first_fill.is_none() && core.stats().fills > 0 {
             self.first_fill = Some(ts);
         }

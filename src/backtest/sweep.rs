@@ -147,7 +147,7 @@ pub fn sweep(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(cfg) = configs.get(i) else { break };
-                    let r = replay(cfg, data, |_, _| {});
+                    let r = replay(cfg, data, None, |_, _| {});
                     if let Ok(mut g) = results.lock() {
                         g[i] = Some(r);
                     }
@@ -198,7 +198,8 @@ fn values(r: &ReplayReport) -> [String; 8] {
 }
 
 /// The header and cells of the rows (grid values, then the figures).
-fn cells(axes: &[Axis], rows: &[SweepRow]) -> (Vec<String>, Vec<Vec<String>>) {
+#[must_use]
+pub fn cells(axes: &[Axis], rows: &[SweepRow]) -> (Vec<String>, Vec<Vec<String>>) {
     let mut head: Vec<String> = axes.iter().map(|a| a.key.clone()).collect();
     head.extend(COLUMNS.iter().map(|c| (*c).to_string()));
     let body = rows

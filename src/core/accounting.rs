@@ -46,6 +46,19 @@ pub struct Trip {
     pub fees: Cash,
 }
 
+/// A round trip that has closed: from the position leaving zero to its return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClosedTrip {
+    /// When the position left zero.
+    pub opened_at: Nanos,
+    /// When it was back at zero.
+    pub closed_at: Nanos,
+    /// Realised PnL before fees.
+    pub gross: Cash,
+    /// Fees of both sides.
+    pub fees: Cash,
+}
+
 /// The exchange's balances as last reported, with the bot's own cash and position when they
 /// came (live only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +98,8 @@ pub struct Accounting {
     pub fees: Cash,
     /// The open round trip, if any.
     pub trip: Option<Trip>,
+    /// The last round trip closed (a backtest report lists each one).
+    pub last_trip: Option<ClosedTrip>,
     /// Closed round trips.
     pub round_trips: u64,
     /// Round trips with PnL after both sides' fees > 0.
@@ -123,6 +138,7 @@ impl Accounting {
             realised: Cash(0),
             fees: Cash(0),
             trip: None,
+            last_trip: None,
             round_trips: 0,
             wins: 0,
             losses: 0,
@@ -192,7 +208,7 @@ impl Accounting {
             }
             if self.position == 0 {
                 self.basis = Cash(0);
-                self.close_trip();
+                self.close_trip(now);
                 let rest = all - close;
                 if rest > 0 {
                     let rest_signed = if signed > 0 {
@@ -243,8 +259,14 @@ impl Accounting {
         }
     }
 
-    fn close_trip(&mut self) {
+    fn close_trip(&mut self, now: Nanos) {
         if let Some(t) = self.trip.take() {
+            self.last_trip = Some(ClosedTrip {
+                opened_at: t.opened_at,
+                closed_at: now,
+                gross: t.gross,
+                fees: t.fees,
+            });
             self.round_trips += 1;
             if t.gross.0 - t.fees.0 > 0 {
                 self.wins += 1;

@@ -36,10 +36,16 @@ const TEMPLATE: &str = include_str!("dashboard.html");
 /// inlined, so a remote viewer's `?token=` authorises everything with one request.
 static PAGE: LazyLock<String> = LazyLock::new(|| {
     TEMPLATE
+        .replace("/*PAGE_CSS*/", PAGE_CSS)
         .replace("/*UPLOT_CSS*/", UPLOT_CSS)
         .replace("/*UPLOT_JS*/", UPLOT_JS)
+        .replace("/*CHARTS_JS*/", CHARTS_JS)
 });
 
+/// The look the dashboard and the backtest reports share.
+pub const PAGE_CSS: &str = include_str!("page.css");
+/// Chart helpers the dashboard and the backtest reports share (series styles, fill markers).
+pub const CHARTS_JS: &str = include_str!("charts.js");
 /// uPlot's stylesheet.
 pub const UPLOT_CSS: &str = include_str!("vendor/uplot/uPlot.min.css");
 /// uPlot's script (the IIFE build: defines the global `uPlot`).
