@@ -73,6 +73,7 @@ fn dashboard_serves_status_health_metrics_and_page_then_sigint_shuts_down_cleanl
         "microprice within the touch: {s}"
     );
     for stage in [
+        "wire_to_frame",
         "frame_to_parsed",
         "book_apply",
         "strategy",
@@ -186,6 +187,7 @@ fn dashboard_serves_status_health_metrics_and_page_then_sigint_shuts_down_cleanl
     assert_eq!(code, Some(0), "{stderr}");
     for row in [
         "p99.9",
+        "socket -> frame",
         "frame -> parsed",
         "book apply",
         "signals+strategy+risk",
@@ -265,7 +267,7 @@ fn fill_and_websocket_order_latencies_reach_the_api_and_metrics() {
         assert!(r["p50_ns"].as_u64() <= r["max_ns"].as_u64());
     }
     let m = get(&format!("{}/metrics", bot.url), None).body;
-    for stage in ["fill_to_core", "intent_to_ack_ws"] {
+    for stage in ["wire_to_frame", "fill_to_core", "intent_to_ack_ws"] {
         let needle = format!("wildbot_latency_seconds_count{{stage=\"{stage}\"}}");
         assert!(m.contains(&needle), "{needle} missing:\n{m}");
     }

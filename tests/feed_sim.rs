@@ -242,6 +242,9 @@ fn every_stage_is_timed_unless_stage_timing_is_off() {
     let cfg = config(&sim.url());
     let on = run_against(&sim, &cfg, 1.5, |_| {});
     assert!(on.frame_to_parsed.count > 0 && on.frame_to_parsed.count <= on.counters.frames);
+    // Socket to frame: every frame, timing on or off (it costs one clock read).
+    assert_eq!(on.wire_to_frame.count, on.counters.frames);
+    assert!(on.wire_to_frame.p50_ns > 0 && on.wire_to_frame.p50_ns <= on.wire_to_frame.max_ns);
     assert!(on.book_apply.count > 0 && on.book_apply.count <= on.counters.book_messages);
     assert!(on.strategy.count > 0);
     let r = on.book_apply;
@@ -259,6 +262,7 @@ fn every_stage_is_timed_unless_stage_timing_is_off() {
         off.frame_to_parsed.count + off.book_apply.count + off.strategy.count,
         0
     );
+    assert_eq!(off.wire_to_frame.count, off.counters.frames);
     assert_eq!(
         off.frame_to_done.count, off.counters.frames,
         "every frame still timed end to end"

@@ -651,6 +651,7 @@ pub fn render_summary(s: &Summary) -> String {
 #[must_use]
 pub fn latency_table(s: &Summary) -> String {
     let mut rows: Vec<(String, LatencyRow)> = vec![
+        ("socket -> frame".into(), s.wire_to_frame),
         ("frame -> parsed".into(), s.frame_to_parsed),
         ("book apply".into(), s.book_apply),
         ("signals+strategy+risk".into(), s.strategy),

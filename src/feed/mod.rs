@@ -292,6 +292,9 @@ struct Feed<'a> {
     next_timer: Nanos,
     next_pnl: Nanos,
     frame_rx_ns: Nanos,
+    /// When reading the socket for the next frame began: the readiness event being handled,
+    /// or the end of the previous frame of the same read (`wire_to_frame` starts here).
+    read_mark: Nanos,
     s: OrderCounters,
 }
 
@@ -404,6 +407,7 @@ impl<'a> Feed<'a> {
             next_timer: now + TIMER_NS,
             next_pnl: now + PNL_EVERY_NS,
             frame_rx_ns: now,
+            read_mark: now,
             s: OrderCounters::default(),
             settings: t.settings,
         }
@@ -562,6 +566,7 @@ impl<'a> Feed<'a> {
         let Some(mut conn) = self.conn.take() else {
             return;
         };
+        self.read_mark = self.clock.now();
         let was_open = conn.is_open();
         match conn.drive() {
             Ok(true) => {
@@ -633,6 +638,9 @@ impl<'a> Feed<'a> {
     /// One text frame, straight from the socket.
     fn on_frame(&mut self, bytes: &[u8]) {
         let rx = self.clock.now();
+        // TLS and WebSocket decoding of this frame (and the socket read, for a batch's first).
+        self.out
+            .record(|h| &mut h.wire_to_frame, rx - self.read_mark);
         self.frame_rx_ns = rx;
         if let Some(r) = &self.recorder {
             r.record(rx, bytes);
@@ -662,6 +670,7 @@ impl<'a> Feed<'a> {
             _ => {}
         }
         self.take_intents(rx, true);
+        self.read_mark = self.clock.now();
     }
 
     /// Counts and announces an order the core sends (placed, or the new half of a replace).

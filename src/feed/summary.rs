@@ -48,6 +48,8 @@ pub struct Summary {
     pub frames_recorded: u64,
     /// Frame received → decoded.
     pub frame_to_parsed: LatencyRow,
+    /// Socket readable (or the previous frame done) → frame in hand (TLS + WebSocket decode).
+    pub wire_to_frame: LatencyRow,
     /// Book apply with checksum.
     pub book_apply: LatencyRow,
     /// Signals, paper fills, strategy and risk.
@@ -124,6 +126,7 @@ impl Summary {
         }
         Summary {
             frame_to_parsed: LatencyRow::of(&total.parse),
+            wire_to_frame: LatencyRow::of(&total.wire_to_frame),
             book_apply: LatencyRow::of(&total.book),
             strategy: LatencyRow::of(&total.strategy),
             tick_to_intent: LatencyRow::of(&total.tick_to_intent),

@@ -77,6 +77,9 @@ pub fn histogram() -> Histogram<u64> {
 /// The feed thread's stages, in the order a frame goes through them.
 #[derive(Debug, Clone)]
 pub struct StageHists {
+    /// Socket readable (or the previous frame done) → the next WebSocket frame in hand: TLS
+    /// and WebSocket decoding.
+    pub wire_to_frame: Histogram<u64>,
     /// Frame received → decoded.
     pub parse: Histogram<u64>,
     /// Book apply with checksum.
@@ -96,6 +99,7 @@ pub struct StageHists {
 impl Default for StageHists {
     fn default() -> StageHists {
         StageHists {
+            wire_to_frame: histogram(),
             parse: histogram(),
             book: histogram(),
             strategy: histogram(),
@@ -109,7 +113,8 @@ impl Default for StageHists {
 
 impl StageHists {
     /// Stage names, as in the table, `/api/status` and `/metrics`.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
+        "wire_to_frame",
         "frame_to_parsed",
         "book_apply",
         "strategy",
@@ -121,8 +126,9 @@ impl StageHists {
 
     /// Each stage's histogram, in [`StageHists::NAMES`] order.
     #[must_use]
-    pub fn all(&self) -> [&Histogram<u64>; 7] {
+    pub fn all(&self) -> [&Histogram<u64>; 8] {
         [
+            &self.wire_to_frame,
             &self.parse,
             &self.book,
             &self.strategy,
@@ -133,8 +139,9 @@ impl StageHists {
         ]
     }
 
-    fn all_mut(&mut self) -> [&mut Histogram<u64>; 7] {
+    fn all_mut(&mut self) -> [&mut Histogram<u64>; 8] {
         [
+            &mut self.wire_to_frame,
             &mut self.parse,
             &mut self.book,
             &mut self.strategy,
