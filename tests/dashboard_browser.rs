@@ -29,7 +29,11 @@ fn chromium() -> Option<PathBuf> {
 
 /// The page after its script ran (Chromium's virtual time lets the fetch and render finish).
 fn rendered_dom(chrome: &PathBuf, url: &str) -> String {
-    let profile = tempdir("chromium-profile");
+    // A profile of its own per browser: tests run in parallel, and Chromium refuses a profile
+    // another instance holds.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let profile = tempdir(&format!("chromium-profile-{n}"));
     let out = Command::new(chrome)
         .args([
             "--headless",
