@@ -16,7 +16,6 @@ use crate::core::Core;
 use crate::core::accounting::{Accounting, ClosedTrip, FillRecord, HISTORY_LEN};
 use crate::core::event::{Rule, Side};
 use crate::core::money::{Cash, Price, Qty};
-use crate::core::orders::OrderState;
 use crate::core::time::{MS, Nanos};
 
 /// Points kept before neighbours are merged.
@@ -177,12 +176,7 @@ impl Trace {
             core.orders()
                 .live()
                 .filter(move |o| o.req.side == side)
-                .filter(|o| {
-                    matches!(
-                        o.state,
-                        OrderState::PendingNew | OrderState::Open | OrderState::PartiallyFilled
-                    )
-                })
+                .filter(|o| o.state.is_resting())
                 .map(|o| o.req.price)
         };
         let ticks = core.stats().ticks;

@@ -58,6 +58,15 @@ impl OrderState {
             OrderState::Filled | OrderState::Cancelled | OrderState::Rejected
         )
     }
+
+    /// On the book, or about to be: what a chart draws as our quote.
+    #[must_use]
+    pub fn is_resting(self) -> bool {
+        matches!(
+            self,
+            OrderState::PendingNew | OrderState::Open | OrderState::PartiallyFilled
+        )
+    }
 }
 
 /// One order and what has happened to it.

@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 
 use crate::core::event::Side;
 use crate::core::money::Qty;
-use crate::core::orders::OrderState;
 use crate::core::time::{MS, Nanos};
 use crate::side::status::StatusSnapshot;
 
@@ -253,12 +252,7 @@ fn point(s: &StatusSnapshot) -> Point {
             .iter()
             .flatten()
             .filter(move |o| o.req.side == side)
-            .filter(|o| {
-                matches!(
-                    o.state,
-                    OrderState::PendingNew | OrderState::Open | OrderState::PartiallyFilled
-                )
-            })
+            .filter(|o| o.state.is_resting())
             .map(move |o| o.req.price.to_f64(pp))
     };
     let position = Qty(s.position.unsigned_abs()).to_f64(qp);
@@ -280,6 +274,7 @@ mod tests {
     use crate::core::accounting::FillRecord;
     use crate::core::event::{OrderRequest, Purpose};
     use crate::core::money::{Cash, Precision, Price};
+    use crate::core::orders::OrderState;
     use crate::side::status::OrderView;
 
     fn snap(at_ms: i64) -> StatusSnapshot {
